@@ -1,0 +1,853 @@
+//! The cache engine. Pure Rust: no napi, no HTTP, the clock and the jitter injected.
+//!
+//! Rules (api.md, `cache` options):
+//! - key: the composite of `compose_key` (the url only where the source uses it);
+//! - single flight: concurrent callers of a cold or expired key share one upstream fetch;
+//! - refresh-ahead: after `refresh_after` (jittered ±10%) a hit is still served at once and
+//!   exactly one caller is told to start a background refresh;
+//! - hard expiry at `max_age`, bounded by the source's own expiry;
+//! - stale-if-error: on TIMEOUT/UNAVAILABLE/THROTTLED the last good value is served for up to
+//!   `stale_if_error` past expiry; on UNAUTHORIZED/FORBIDDEN/NOT_FOUND the entry is dropped;
+//! - NOT_FOUND is remembered for `negative_ttl`;
+//! - at most `max_entries`, least recently used evicted first. Values are wiped when the
+//!   last reference to them goes (see `secret::SecretString`).
+
+use crate::error::{ErrorCode, SecretError};
+use crate::secret::Secret;
+use lru::LruCache;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+/// Unix time in (fractional) seconds.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> f64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// `cache: false` turns storage off; single flight still applies.
+    pub enabled: bool,
+    pub refresh_after: f64,
+    pub max_age: f64,
+    pub stale_if_error: f64,
+    pub negative_ttl: f64,
+    pub max_entries: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            enabled: true,
+            refresh_after: 300.0,
+            max_age: 86_400.0,
+            stale_if_error: 3_600.0,
+            negative_ttl: 5.0,
+            max_entries: 10_000,
+        }
+    }
+}
+
+impl Policy {
+    /// How long to wait before another background attempt after one was started or failed.
+    fn retry_backoff(&self) -> f64 {
+        (self.refresh_after * 0.1).clamp(0.001, 30.0)
+    }
+}
+
+pub type FetchFuture = Pin<Box<dyn Future<Output = Result<Secret, SecretError>> + Send>>;
+
+/// Why the caller is asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// An ordinary read after a miss: answer from the cache if someone filled it meanwhile,
+    /// and fall back to a stale value when the store is briefly down.
+    Get,
+    /// Go upstream now (refresh-ahead, or an explicit `refresh`): no cache answer, no stale
+    /// fallback: the caller wants to know what the store says.
+    Refresh,
+}
+
+/// What the caller saw, for its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Hit,
+    Miss,
+    Stale,
+    Refresh,
+    Error,
+}
+
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Value { secret: Arc<Secret>, expires_at: f64 },
+    Error(SecretError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub answer: Answer,
+    pub event: Event,
+    /// Set on a `Stale` reply: the error that made the value stale.
+    pub code: Option<ErrorCode>,
+    /// This caller should start a background refresh (`Mode::Refresh`) of the key.
+    pub refresh: bool,
+}
+
+impl Reply {
+    fn value(secret: Arc<Secret>, expires_at: f64, event: Event) -> Self {
+        Reply { answer: Answer::Value { secret, expires_at }, event, code: None, refresh: false }
+    }
+
+    fn error(err: SecretError) -> Self {
+        Reply { answer: Answer::Error(err), event: Event::Error, code: None, refresh: false }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale_served: u64,
+    pub upstream_requests: u64,
+    pub upstream_errors: u64,
+    pub in_flight: u64,
+}
+
+/// The separator between url and key in a composite key. Keys cannot contain control
+/// characters (validated before they get here), so the last NUL always splits correctly.
+const SEP: char = '\0';
+
+/// The cache key: the secret key alone, or `url NUL key` where the source uses the url.
+pub fn compose_key<'a>(url: Option<&str>, key: &'a str) -> Cow<'a, str> {
+    match url {
+        Some(url) => Cow::Owned(format!("{url}{SEP}{key}")),
+        None => Cow::Borrowed(key),
+    }
+}
+
+/// The secret key part of a composite key.
+pub fn secret_key_of(composite: &str) -> &str {
+    composite.rsplit(SEP).next().unwrap_or(composite)
+}
+
+enum Cached {
+    Good(Arc<Secret>),
+    Missing(SecretError),
+}
+
+struct Entry {
+    value: Cached,
+    refresh_at: f64,
+    expires_at: f64,
+    stale_until: f64,
+    /// The last upstream attempt failed with a code that allows stale serving.
+    failing: Option<ErrorCode>,
+    /// No background attempt before this.
+    retry_at: f64,
+}
+
+type Outcome = Option<Result<(Arc<Secret>, f64), SecretError>>;
+
+struct Inner {
+    entries: LruCache<Box<str>, Entry>,
+    flights: HashMap<Box<str>, watch::Receiver<Outcome>>,
+    evicted: Vec<Box<str>>,
+    stats: Stats,
+    /// Bumped by every invalidation, so a fetch that began before it does not write back.
+    generation: u64,
+    closed: bool,
+}
+
+pub struct Cache {
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    jitter: Box<dyn Fn() -> f64 + Send + Sync>,
+    inner: Mutex<Inner>,
+}
+
+/// A factor in [0.9, 1.1): cheap, unpredictable enough to spread fleets apart.
+fn default_jitter() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    if x == 0 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(SystemClock.now().to_bits());
+        x = h.finish();
+        STATE.store(x, Ordering::Relaxed);
+    }
+    // splitmix64
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    0.9 + 0.2 * ((x >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+impl Cache {
+    pub fn new(policy: Policy) -> Self {
+        Cache::with_clock(policy, Arc::new(SystemClock), Box::new(default_jitter))
+    }
+
+    pub fn with_clock(policy: Policy, clock: Arc<dyn Clock>, jitter: Box<dyn Fn() -> f64 + Send + Sync>) -> Self {
+        Cache {
+            policy,
+            clock,
+            jitter,
+            inner: Mutex::new(Inner {
+                entries: LruCache::unbounded(),
+                flights: HashMap::new(),
+                evicted: Vec::new(),
+                stats: Stats::default(),
+                generation: 0,
+                closed: false,
+            }),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means a panic elsewhere; the data is still consistent
+        // (every mutation is a single step), so keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn closed_error(key: &str) -> SecretError {
+        SecretError::new(ErrorCode::Closed, format!("secret '{key}': the secret manager was closed"))
+    }
+
+    /// The synchronous hit path: an answer from the cache, or `None` when the caller must
+    /// `fetch`. Never waits, never touches the runtime.
+    pub fn lookup(&self, key: &str) -> Option<Reply> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        if g.closed {
+            return Some(Reply::error(Cache::closed_error(secret_key_of(key))));
+        }
+        let reply = self.lookup_locked(&mut g, key, now);
+        if reply.is_some() {
+            g.stats.hits += 1;
+        }
+        reply
+    }
+
+    fn lookup_locked(&self, g: &mut Inner, key: &str, now: f64) -> Option<Reply> {
+        if !self.policy.enabled {
+            return None;
+        }
+        let in_flight = g.flights.contains_key(key);
+        let entry = g.entries.get_mut(key)?;
+        let reply = match &entry.value {
+            Cached::Missing(err) if now < entry.expires_at => Some(Reply { event: Event::Hit, ..Reply::error(err.clone()) }),
+            Cached::Missing(_) => None,
+            Cached::Good(_) if now >= entry.stale_until => None,
+            Cached::Good(secret) if now < entry.expires_at => {
+                let mut reply = Reply::value(Arc::clone(secret), entry.expires_at, Event::Hit);
+                if now >= entry.refresh_at && now >= entry.retry_at && !in_flight {
+                    entry.retry_at = now + self.policy.retry_backoff();
+                    reply.refresh = true;
+                }
+                Some(reply)
+            }
+            Cached::Good(secret) => match entry.failing {
+                // Expired, and the store was failing at the last attempt: serve the last good
+                // value at once rather than make every caller wait on a store that is down.
+                Some(code) => {
+                    let mut reply = Reply::value(Arc::clone(secret), entry.expires_at, Event::Stale);
+                    reply.code = Some(code);
+                    if now >= entry.retry_at && !in_flight {
+                        entry.retry_at = now + self.policy.retry_backoff();
+                        reply.refresh = true;
+                    }
+                    g.stats.stale_served += 1;
+                    Some(reply)
+                }
+                None => None,
+            },
+        };
+        if reply.is_none() {
+            // Past every bound it could still be served in: drop it now.
+            let dead = match g.entries.peek(key) {
+                Some(e) => match e.value {
+                    Cached::Missing(_) => now >= e.expires_at,
+                    Cached::Good(_) => now >= e.stale_until,
+                },
+                None => false,
+            };
+            if dead {
+                g.entries.pop(key);
+            }
+        }
+        reply
+    }
+
+    /// Go upstream through the single flight for `key`. `start` makes the fetch and is called
+    /// only when no flight for the key is under way. Must run inside a tokio runtime.
+    pub async fn fetch(self: &Arc<Self>, key: &str, mode: Mode, start: impl FnOnce() -> FetchFuture) -> Reply {
+        let mut rx = {
+            let now = self.clock.now();
+            let mut g = self.lock();
+            if g.closed {
+                return Reply::error(Cache::closed_error(secret_key_of(key)));
+            }
+            if mode == Mode::Get {
+                if let Some(reply) = self.lookup_locked(&mut g, key, now) {
+                    g.stats.hits += 1;
+                    return reply;
+                }
+                g.stats.misses += 1;
+            }
+            match g.flights.get(key) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    g.flights.insert(key.into(), rx.clone());
+                    g.stats.upstream_requests += 1;
+                    let generation = g.generation;
+                    drop(g);
+                    let fut = start();
+                    let this = Arc::clone(self);
+                    let owned: Box<str> = key.into();
+                    tokio::spawn(async move {
+                        let result = fut.await;
+                        let outcome = this.complete(&owned, result, generation);
+                        // Nobody left to tell is fine: the cache was updated all the same.
+                        let _ = tx.send(Some(outcome));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = match rx.wait_for(|o| o.is_some()).await {
+            Ok(o) => o.clone(),
+            Err(_) => None,
+        };
+        let outcome = match outcome {
+            Some(o) => o,
+            None => {
+                // The task ended without an answer (it can only have panicked): clear its flight.
+                let mut g = self.lock();
+                if g.flights.get(key).is_some_and(|f| f.same_channel(&rx)) {
+                    g.flights.remove(key);
+                }
+                Err(SecretError::new(
+                    ErrorCode::Unavailable,
+                    format!("secret '{}': the fetch ended without an answer", secret_key_of(key)),
+                ))
+            }
+        };
+        let mut g = self.lock();
+        if g.closed {
+            return Reply::error(Cache::closed_error(secret_key_of(key)));
+        }
+        match outcome {
+            Ok((secret, expires_at)) => {
+                Reply::value(secret, expires_at, if mode == Mode::Refresh { Event::Refresh } else { Event::Miss })
+            }
+            Err(err) => {
+                if mode == Mode::Get && err.code.allows_stale() && self.policy.enabled {
+                    let now = self.clock.now();
+                    if let Some(Entry { value: Cached::Good(secret), expires_at, stale_until, .. }) = g.entries.peek(key) {
+                        if now < *stale_until {
+                            let mut reply = Reply::value(Arc::clone(secret), *expires_at, Event::Stale);
+                            reply.code = Some(err.code);
+                            g.stats.stale_served += 1;
+                            return reply;
+                        }
+                    }
+                }
+                Reply::error(err)
+            }
+        }
+    }
+
+    /// Record what the store said. Runs once per flight, before its waiters wake.
+    fn complete(&self, key: &str, result: Result<Secret, SecretError>, generation: u64) -> Result<(Arc<Secret>, f64), SecretError> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        g.flights.remove(key);
+        let store = self.policy.enabled && !g.closed && g.generation == generation;
+        match result {
+            Ok(secret) => {
+                let mut expires_at = now + self.policy.max_age;
+                if let Some(exp) = secret.expires_at {
+                    expires_at = expires_at.min(exp);
+                }
+                let secret = Arc::new(secret);
+                if store && expires_at > now {
+                    let refresh_at = now + self.policy.refresh_after * (self.jitter)();
+                    g.entries.put(
+                        key.into(),
+                        Entry {
+                            value: Cached::Good(Arc::clone(&secret)),
+                            refresh_at,
+                            expires_at,
+                            stale_until: expires_at + self.policy.stale_if_error,
+                            failing: None,
+                            retry_at: 0.0,
+                        },
+                    );
+                    self.evict_over_capacity(&mut g);
+                }
+                Ok((secret, expires_at))
+            }
+            Err(err) => {
+                g.stats.upstream_errors += 1;
+                if err.code.drops_entry() {
+                    g.entries.pop(key);
+                    if store && err.code == ErrorCode::NotFound && self.policy.negative_ttl > 0.0 {
+                        let expires_at = now + self.policy.negative_ttl;
+                        g.entries.put(
+                            key.into(),
+                            Entry {
+                                value: Cached::Missing(err.clone()),
+                                refresh_at: expires_at,
+                                expires_at,
+                                stale_until: expires_at,
+                                failing: None,
+                                retry_at: 0.0,
+                            },
+                        );
+                        self.evict_over_capacity(&mut g);
+                    }
+                } else if let Some(entry) = g.entries.peek_mut(key) {
+                    entry.failing = err.code.allows_stale().then_some(err.code);
+                    entry.retry_at = now + self.policy.retry_backoff();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn evict_over_capacity(&self, g: &mut Inner) {
+        while g.entries.len() > self.policy.max_entries {
+            match g.entries.pop_lru() {
+                Some((k, _)) => g.evicted.push(k),
+                None => break,
+            }
+        }
+    }
+
+    /// The secret keys evicted for size since the last call (each reported once).
+    pub fn take_evicted(&self) -> Vec<String> {
+        let mut g = self.lock();
+        if g.evicted.is_empty() {
+            return Vec::new();
+        }
+        g.evicted.drain(..).map(|k| secret_key_of(&k).to_owned()).collect()
+    }
+
+    /// Forget one secret key (under every url) or, with `None`, everything.
+    pub fn invalidate(&self, secret_key: Option<&str>) {
+        let mut g = self.lock();
+        g.generation += 1;
+        match secret_key {
+            None => g.entries.clear(),
+            Some(key) => {
+                let doomed: Vec<Box<str>> =
+                    g.entries.iter().filter(|(k, _)| secret_key_of(k) == key).map(|(k, _)| k.clone()).collect();
+                for k in doomed {
+                    g.entries.pop(&k);
+                }
+            }
+        }
+    }
+
+    /// Wipe everything; from now on every call answers CLOSED.
+    pub fn close(&self) {
+        let mut g = self.lock();
+        g.closed = true;
+        g.generation += 1;
+        g.entries.clear();
+        g.evicted.clear();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub fn stats(&self) -> Stats {
+        let g = self.lock();
+        Stats { entries: g.entries.len() as u64, in_flight: g.flights.len() as u64, ..g.stats }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::sync::Notify;
+
+    /// A clock the test moves by hand.
+    struct TestClock(Mutex<f64>);
+    impl Clock for TestClock {
+        fn now(&self) -> f64 {
+            *self.0.lock().unwrap()
+        }
+    }
+    impl TestClock {
+        fn advance(&self, s: f64) {
+            *self.0.lock().unwrap() += s;
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy { refresh_after: 100.0, max_age: 1000.0, stale_if_error: 500.0, negative_ttl: 5.0, ..Policy::default() }
+    }
+
+    fn cache_with(p: Policy) -> (Arc<Cache>, Arc<TestClock>) {
+        let clock = Arc::new(TestClock(Mutex::new(1_000_000.0)));
+        (Arc::new(Cache::with_clock(p, clock.clone(), Box::new(|| 1.0))), clock)
+    }
+
+    /// A fake store: counts calls, answers from a script.
+    #[derive(Clone)]
+    struct Store {
+        calls: Arc<AtomicUsize>,
+        answer: Arc<Mutex<Result<String, ErrorCode>>>,
+        gate: Option<Arc<Notify>>,
+        exp: Arc<Mutex<Option<f64>>>,
+    }
+
+    impl Store {
+        fn new(value: &str) -> Self {
+            Store {
+                calls: Arc::new(AtomicUsize::new(0)),
+                answer: Arc::new(Mutex::new(Ok(value.into()))),
+                gate: None,
+                exp: Arc::new(Mutex::new(None)),
+            }
+        }
+        fn set(&self, a: Result<&str, ErrorCode>) {
+            *self.answer.lock().unwrap() = a.map(String::from);
+        }
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+        fn start(&self) -> impl FnOnce() -> FetchFuture {
+            let s = self.clone();
+            move || {
+                Box::pin(async move {
+                    s.calls.fetch_add(1, Ordering::SeqCst);
+                    if let Some(g) = &s.gate {
+                        g.notified().await;
+                    }
+                    let answer = s.answer.lock().unwrap().clone();
+                    match answer {
+                        Ok(v) => Ok(Secret { expires_at: *s.exp.lock().unwrap(), ..Secret::new(v) }),
+                        Err(code) => Err(SecretError::new(code, "store says no")),
+                    }
+                })
+            }
+        }
+    }
+
+    fn value_of(r: &Reply) -> &str {
+        match &r.answer {
+            Answer::Value { secret, .. } => secret.value.expose(),
+            Answer::Error(e) => panic!("expected a value, got {e}"),
+        }
+    }
+
+    fn code_of(r: &Reply) -> ErrorCode {
+        match &r.answer {
+            Answer::Error(e) => e.code,
+            Answer::Value { .. } => panic!("expected an error"),
+        }
+    }
+
+    #[tokio::test]
+    async fn miss_then_hit() {
+        let (cache, _) = cache_with(policy());
+        let store = Store::new("v1");
+        assert!(cache.lookup("k").is_none());
+        let r = cache.fetch("k", Mode::Get, store.start()).await;
+        assert_eq!((value_of(&r), r.event), ("v1", Event::Miss));
+        let r = cache.lookup("k").expect("hit");
+        assert_eq!((value_of(&r), r.event, r.refresh), ("v1", Event::Hit, false));
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.upstream_requests, s.entries), (1, 1, 1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_flight_serves_every_waiter_from_one_fetch() {
+        let (cache, _) = cache_with(policy());
+        let gate = Arc::new(Notify::new());
+        let store = Store { gate: Some(gate.clone()), ..Store::new("v1") };
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let (c, s) = (cache.clone(), store.clone());
+            tasks.push(tokio::spawn(async move { c.fetch("k", Mode::Get, s.start()).await }));
+        }
+        // Let every caller join before the store answers.
+        while cache.stats().misses < 1000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(cache.stats().in_flight, 1);
+        gate.notify_one();
+        for t in tasks {
+            assert_eq!(value_of(&t.await.unwrap()), "v1");
+        }
+        assert_eq!(store.calls(), 1);
+        assert_eq!(cache.stats().upstream_requests, 1);
+        assert_eq!(cache.stats().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn refresh_ahead_serves_at_once_and_asks_exactly_one_caller_to_refresh() {
+        let (cache, clock) = cache_with(policy());
+        let store = Store::new("v1");
+        cache.fetch("k", Mode::Get, store.start()).await;
+        clock.advance(99.0);
+        assert!(!cache.lookup("k").unwrap().refresh);
+        clock.advance(2.0);
+        let first = cache.lookup("k").unwrap();
+        assert_eq!((value_of(&first), first.refresh), ("v1", true));
+        let second = cache.lookup("k").unwrap();
+        assert!(!second.refresh, "only one caller starts the refresh");
+        store.set(Ok("v2"));
+        let r = cache.fetch("k", Mode::Refresh, store.start()).await;
+        assert_eq!((value_of(&r), r.event), ("v2", Event::Refresh));
+        let r = cache.lookup("k").unwrap();
+        assert_eq!((value_of(&r), r.refresh), ("v2", false));
+        assert_eq!(store.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn refresh_is_jittered_within_ten_percent() {
+        for (factor, due_at) in [(0.9, 90.0), (1.1, 110.0)] {
+            let clock = Arc::new(TestClock(Mutex::new(0.0)));
+            let cache = Arc::new(Cache::with_clock(policy(), clock.clone(), Box::new(move || factor)));
+            cache.fetch("k", Mode::Get, Store::new("v").start()).await;
+            clock.advance(due_at - 0.5);
+            assert!(!cache.lookup("k").unwrap().refresh);
+            clock.advance(1.0);
+            assert!(cache.lookup("k").unwrap().refresh);
+        }
+        for _ in 0..1000 {
+            let f = default_jitter();
+            assert!((0.9..1.1).contains(&f), "{f}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hard_expiry_at_max_age_and_at_the_store_expiry() {
+        let (cache, clock) = cache_with(Policy { stale_if_error: 0.0, ..policy() });
+        let store = Store::new("v1");
+        cache.fetch("k", Mode::Get, store.start()).await;
+        clock.advance(999.0);
+        assert!(cache.lookup("k").is_some());
+        clock.advance(1.0);
+        assert!(cache.lookup("k").is_none(), "expired at max_age");
+
+        let now = clock.now();
+        *store.exp.lock().unwrap() = Some(now + 10.0);
+        let r = cache.fetch("e", Mode::Get, store.start()).await;
+        match r.answer {
+            Answer::Value { expires_at, .. } => assert_eq!(expires_at, now + 10.0),
+            _ => panic!(),
+        }
+        clock.advance(10.0);
+        assert!(cache.lookup("e").is_none(), "bounded by the store's own expiry");
+    }
+
+    #[tokio::test]
+    async fn a_value_already_expired_at_the_store_is_not_cached() {
+        let (cache, clock) = cache_with(policy());
+        let store = Store::new("v1");
+        *store.exp.lock().unwrap() = Some(clock.now() - 1.0);
+        cache.fetch("k", Mode::Get, store.start()).await;
+        assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn stale_if_error_serves_the_last_good_value_for_transient_errors_only() {
+        for code in [ErrorCode::Timeout, ErrorCode::Unavailable, ErrorCode::Throttled] {
+            let (cache, clock) = cache_with(policy());
+            let store = Store::new("good");
+            cache.fetch("k", Mode::Get, store.start()).await;
+            clock.advance(1000.0); // expired
+            assert!(cache.lookup("k").is_none());
+            store.set(Err(code));
+            let r = cache.fetch("k", Mode::Get, store.start()).await;
+            assert_eq!((value_of(&r), r.event, r.code), ("good", Event::Stale, Some(code)));
+            // While the store is failing, later callers get the stale value without waiting.
+            let r = cache.lookup("k").expect("stale hit");
+            assert_eq!((value_of(&r), r.event), ("good", Event::Stale));
+            clock.advance(499.0);
+            assert_eq!(cache.lookup("k").unwrap().event, Event::Stale);
+            clock.advance(1.0);
+            assert!(cache.lookup("k").is_none(), "no stale past stale_if_error");
+            let r = cache.fetch("k", Mode::Get, store.start()).await;
+            assert_eq!(code_of(&r), code);
+            assert_eq!(cache.stats().stale_served, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn definite_answers_drop_the_entry_at_once() {
+        for code in [ErrorCode::Unauthorized, ErrorCode::Forbidden, ErrorCode::NotFound] {
+            let (cache, clock) = cache_with(Policy { negative_ttl: 0.0, ..policy() });
+            let store = Store::new("good");
+            cache.fetch("k", Mode::Get, store.start()).await;
+            clock.advance(150.0); // fresh, refresh due
+            assert!(cache.lookup("k").unwrap().refresh);
+            store.set(Err(code));
+            let r = cache.fetch("k", Mode::Refresh, store.start()).await;
+            assert_eq!(code_of(&r), code);
+            assert!(cache.lookup("k").is_none(), "{code}: never served again");
+            assert_eq!(cache.stats().entries, 0);
+            let r = cache.fetch("k", Mode::Get, store.start()).await;
+            assert_eq!(code_of(&r), code);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_background_refresh_keeps_the_good_value_until_expiry() {
+        let (cache, clock) = cache_with(policy());
+        let store = Store::new("good");
+        cache.fetch("k", Mode::Get, store.start()).await;
+        clock.advance(150.0);
+        assert!(cache.lookup("k").unwrap().refresh);
+        store.set(Err(ErrorCode::BadResponse));
+        let r = cache.fetch("k", Mode::Refresh, store.start()).await;
+        assert_eq!(code_of(&r), ErrorCode::BadResponse);
+        let r = cache.lookup("k").unwrap();
+        assert_eq!((value_of(&r), r.event, r.refresh), ("good", Event::Hit, false));
+        clock.advance(10.0); // past the retry backoff
+        assert!(cache.lookup("k").unwrap().refresh, "tries again after the backoff");
+    }
+
+    #[tokio::test]
+    async fn not_found_is_remembered_for_negative_ttl() {
+        let (cache, clock) = cache_with(policy());
+        let store = Store::new("x");
+        store.set(Err(ErrorCode::NotFound));
+        let r = cache.fetch("k", Mode::Get, store.start()).await;
+        assert_eq!(code_of(&r), ErrorCode::NotFound);
+        let r = cache.lookup("k").expect("negative hit");
+        assert_eq!((code_of(&r), r.event), (ErrorCode::NotFound, Event::Hit));
+        clock.advance(5.0);
+        assert!(cache.lookup("k").is_none());
+        store.set(Ok("now-here"));
+        assert_eq!(value_of(&cache.fetch("k", Mode::Get, store.start()).await), "now-here");
+        assert_eq!(store.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_cached() {
+        let (cache, _) = cache_with(policy());
+        let store = Store::new("x");
+        store.set(Err(ErrorCode::BadResponse));
+        cache.fetch("k", Mode::Get, store.start()).await;
+        assert!(cache.lookup("k").is_none());
+        assert_eq!(cache.stats().upstream_errors, 1);
+    }
+
+    #[tokio::test]
+    async fn least_recently_used_is_evicted_past_max_entries() {
+        let (cache, _) = cache_with(Policy { max_entries: 2, ..policy() });
+        let store = Store::new("v");
+        cache.fetch("a", Mode::Get, store.start()).await;
+        cache.fetch("b", Mode::Get, store.start()).await;
+        cache.lookup("a"); // a is now more recent than b
+        cache.fetch("c", Mode::Get, store.start()).await;
+        assert_eq!(cache.take_evicted(), ["b"]);
+        assert!(cache.take_evicted().is_empty(), "reported once");
+        assert!(cache.lookup("a").is_some() && cache.lookup("c").is_some() && cache.lookup("b").is_none());
+        assert_eq!(cache.stats().entries, 2);
+    }
+
+    #[tokio::test]
+    async fn evicted_values_are_released() {
+        let (cache, _) = cache_with(Policy { max_entries: 1, ..policy() });
+        let store = Store::new("v");
+        let r = cache.fetch("a", Mode::Get, store.start()).await;
+        let weak = match &r.answer {
+            Answer::Value { secret, .. } => Arc::downgrade(secret),
+            _ => panic!(),
+        };
+        drop(r);
+        cache.fetch("b", Mode::Get, store.start()).await;
+        assert!(weak.upgrade().is_none(), "the evicted value was dropped (and so wiped)");
+    }
+
+    #[tokio::test]
+    async fn invalidate_one_or_all_and_in_flight_results_do_not_write_back() {
+        let (cache, _) = cache_with(policy());
+        let store = Store::new("v");
+        for k in ["a", "b"] {
+            cache.fetch(&compose_key(Some("https://x/"), k), Mode::Get, store.start()).await;
+            cache.fetch(&compose_key(Some("https://y/"), k), Mode::Get, store.start()).await;
+        }
+        cache.invalidate(Some("a"));
+        assert_eq!(cache.stats().entries, 2, "'a' is gone under both urls");
+        assert!(cache.lookup(&compose_key(Some("https://y/"), "b")).is_some());
+        cache.invalidate(None);
+        assert_eq!(cache.stats().entries, 0);
+
+        let gate = Arc::new(Notify::new());
+        let slow = Store { gate: Some(gate.clone()), ..Store::new("old") };
+        let c = cache.clone();
+        let s = slow.clone();
+        let t = tokio::spawn(async move { c.fetch("k", Mode::Get, s.start()).await });
+        while cache.stats().in_flight == 0 {
+            tokio::task::yield_now().await;
+        }
+        cache.invalidate(Some("k"));
+        gate.notify_one();
+        assert_eq!(value_of(&t.await.unwrap()), "old");
+        assert!(cache.lookup("k").is_none(), "a fetch begun before invalidate does not write back");
+    }
+
+    #[tokio::test]
+    async fn close_wipes_and_answers_closed() {
+        let (cache, _) = cache_with(policy());
+        let store = Store::new("v");
+        cache.fetch("k", Mode::Get, store.start()).await;
+        cache.close();
+        assert_eq!(cache.stats().entries, 0);
+        assert_eq!(code_of(&cache.lookup("k").unwrap()), ErrorCode::Closed);
+        assert_eq!(code_of(&cache.fetch("k", Mode::Get, store.start()).await), ErrorCode::Closed);
+        assert_eq!(store.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn disabled_cache_stores_nothing_but_still_single_flights() {
+        let (cache, _) = cache_with(Policy { enabled: false, ..policy() });
+        let store = Store::new("v");
+        cache.fetch("k", Mode::Get, store.start()).await;
+        assert!(cache.lookup("k").is_none());
+        assert_eq!(cache.stats().entries, 0);
+        cache.fetch("k", Mode::Get, store.start()).await;
+        assert_eq!(store.calls(), 2);
+    }
+
+    #[test]
+    fn composite_keys_split_back() {
+        assert_eq!(compose_key(None, "k"), "k");
+        let c = compose_key(Some("https://a/"), "k");
+        assert_eq!(secret_key_of(&c), "k");
+        assert_ne!(compose_key(Some("https://a/"), "k"), compose_key(Some("https://b/"), "k"));
+        assert_ne!(compose_key(None, "Alpha"), compose_key(None, "alpha"));
+    }
+}

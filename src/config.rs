@@ -1,0 +1,482 @@
+//! Options + environment + the `auto` rules.
+//!
+//! The JS layer hands over the options object (less `onEvent`), the environment variables
+//! this module reads, and the working directory. Nothing here reads the process environment
+//! itself: Jest gives each test file its own copy of `process.env`, and tests set it freely.
+
+use crate::cache::Policy;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Local,
+    Memory,
+    RetailServer,
+    KeyVault,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Local => "local",
+            SourceKind::Memory => "memory",
+            SourceKind::RetailServer => "retail-server",
+            SourceKind::KeyVault => "key-vault",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Option<SourceKind>> {
+        Some(match s {
+            "auto" => None,
+            "local" => Some(SourceKind::Local),
+            "memory" => Some(SourceKind::Memory),
+            "retail-server" => Some(SourceKind::RetailServer),
+            "key-vault" => Some(SourceKind::KeyVault),
+            _ => return None,
+        })
+    }
+}
+
+/// The environment variables read by the configuration (and passed in by the JS layer).
+pub const ENV_VARS: &[&str] = &[
+    "NODE_ENV",
+    "COMMERCE_SECRETS_SOURCE",
+    "COMMERCE_SECRETS_OUN",
+    "COMMERCE_SECRETS_VAULT_URLS",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "DEPLOYMENT_ENV",
+    "MSDyn365Commerce_RSVERSION",
+];
+
+#[derive(Debug)]
+pub struct Config {
+    pub source: SourceKind,
+    /// Set when no source could be chosen: every call answers NOT_CONFIGURED with this.
+    pub not_configured: Option<String>,
+    /// Why `source` was chosen, for `doctor`.
+    pub reason: String,
+    /// Where the local source looks, in order (an explicit `secretsFile` is the only one).
+    pub secrets_files: Vec<PathBuf>,
+    pub watch: bool,
+    pub secrets: Vec<(String, String)>,
+    pub oun: String,
+    pub oun_origin: &'static str,
+    pub allowed_hosts: Vec<String>,
+    pub allow_insecure_loopback: bool,
+    pub identity: String,
+    pub vault_urls: Vec<String>,
+    pub policy: Policy,
+    pub timeout_ms: f64,
+}
+
+pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
+
+type Env = HashMap<String, String>;
+
+fn env_get<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+    env.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn bad(option: &str, wanted: &str, got: &Value) -> String {
+    format!("option `{option}` must be {wanted} (got {})", type_name(got))
+}
+
+fn opt_string(o: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(format!("option `{name}` must be a non-empty string without control characters")),
+        Some(v) => Err(bad(name, "a string", v)),
+    }
+}
+
+fn opt_bool(o: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(bad(name, "a boolean", v)),
+    }
+}
+
+/// A finite number >= `min` (fractional seconds are fine: tests use milliseconds).
+fn opt_number(o: &Map<String, Value>, name: &str, label: &str, min: f64, strict: bool) -> Result<Option<f64>, String> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.is_finite() && (x > min || (!strict && x == min)) => Ok(Some(x)),
+            _ => Err(format!(
+                "option `{label}` must be a {} number (got {n})",
+                if strict { "positive" } else { "non-negative" }
+            )),
+        },
+        Some(v) => Err(bad(label, "a number", v)),
+    }
+}
+
+fn opt_string_list(o: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, String> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+                _ => Err(format!("option `{name}[{i}]` must be a non-empty string (got {})", type_name(v))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(v) => Err(bad(name, "an array of strings", v)),
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "source",
+    "secretsFile",
+    "watch",
+    "secrets",
+    "oun",
+    "allowedHosts",
+    "allowInsecureLoopback",
+    "identity",
+    "clientId",
+    "tenantId",
+    "clientSecret",
+    "vaultUrls",
+    "cache",
+    "timeoutMs",
+];
+
+const CACHE_KNOWN: &[&str] =
+    &["refreshAfterSeconds", "maxAgeSeconds", "staleIfErrorSeconds", "negativeTtlSeconds", "maxEntries"];
+
+fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
+    let mut p = Policy::default();
+    let o = match v {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => return Ok(p),
+        Some(Value::Bool(false)) => {
+            p.enabled = false;
+            return Ok(p);
+        }
+        Some(Value::Object(o)) => o,
+        Some(v) => return Err(bad("cache", "false or an object", v)),
+    };
+    if let Some(k) = o.keys().find(|k| !CACHE_KNOWN.contains(&k.as_str())) {
+        return Err(format!("unknown option `cache.{k}` (known: {})", CACHE_KNOWN.join(", ")));
+    }
+    let num = |name: &str, strict: bool| opt_number(o, name, &format!("cache.{name}"), 0.0, strict);
+    if let Some(x) = num("refreshAfterSeconds", false)? {
+        p.refresh_after = x;
+    }
+    if let Some(x) = num("maxAgeSeconds", true)? {
+        p.max_age = x;
+    }
+    if let Some(x) = num("staleIfErrorSeconds", false)? {
+        p.stale_if_error = x;
+    }
+    if let Some(x) = num("negativeTtlSeconds", false)? {
+        p.negative_ttl = x;
+    }
+    if let Some(x) = num("maxEntries", true)? {
+        if x.fract() != 0.0 || x > u32::MAX as f64 {
+            return Err(format!("option `cache.maxEntries` must be a positive integer (got {x})"));
+        }
+        p.max_entries = x as usize;
+    }
+    Ok(p)
+}
+
+/// The default places of the local secrets file, in the order they are tried.
+pub fn default_secrets_files(cwd: &Path) -> Vec<PathBuf> {
+    vec![cwd.join("build").join("secrets").join("secrets.json"), cwd.join("secrets").join("secrets.json")]
+}
+
+/// `secretsManagerOUN` from `<cwd>/src/settings/platform.settings.json`, when readable.
+fn platform_settings_oun(cwd: &Path) -> Option<String> {
+    let path = cwd.join("src").join("settings").join("platform.settings.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    match v.get("secretsManagerOUN")? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub const NOT_CONFIGURED_HELP: &str = "no secrets source could be chosen. Configure one of: \
+NODE_ENV=development with a secrets/secrets.json file (local); a managed identity \
+(IDENTITY_ENDPOINT, as on Commerce's App Service) for Retail Server; COMMERCE_SECRETS_VAULT_URLS \
+(or the vaultUrls option) for Azure Key Vault; or pass { source: 'memory', secrets } for tests. \
+COMMERCE_SECRETS_SOURCE or the source option picks one explicitly.";
+
+impl Config {
+    pub fn from_parts(options: &Value, env: &Env, cwd: &Path) -> Result<Config, String> {
+        let empty = Map::new();
+        let o = match options {
+            Value::Null => &empty,
+            Value::Object(o) => o,
+            v => return Err(format!("options must be an object (got {})", type_name(v))),
+        };
+        if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(format!("unknown option `{k}` (known: {}, onEvent)", KNOWN.join(", ")));
+        }
+
+        let (requested, requested_by) = match opt_string(o, "source")? {
+            Some(s) => match SourceKind::parse(&s) {
+                Some(k) => (k, "the source option"),
+                None => {
+                    return Err(format!(
+                        "option `source` must be one of 'auto', 'local', 'memory', 'retail-server', 'key-vault' (got '{}')",
+                        s.escape_debug()
+                    ))
+                }
+            },
+            None => match env_get(env, "COMMERCE_SECRETS_SOURCE") {
+                Some(s) => match SourceKind::parse(s) {
+                    Some(k) => (k, "COMMERCE_SECRETS_SOURCE"),
+                    None => {
+                        return Err(format!(
+                            "environment variable COMMERCE_SECRETS_SOURCE must be one of auto, local, memory, retail-server, key-vault (got '{}')",
+                            s.escape_debug()
+                        ))
+                    }
+                },
+                None => (None, "default"),
+            },
+        };
+
+        let secrets_file = opt_string(o, "secretsFile")?;
+        let secrets_files = match &secrets_file {
+            Some(f) => vec![cwd.join(f)],
+            None => default_secrets_files(cwd),
+        };
+
+        let secrets = match o.get("secrets") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(
+                m.iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => Ok((k.clone(), s.clone())),
+                        v => Err(format!("option `secrets.{k}` must be a string (got {})", type_name(v))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(v) => return Err(bad("secrets", "an object of strings", v)),
+        };
+
+        let allow_insecure_loopback = opt_bool(o, "allowInsecureLoopback")?.unwrap_or(false);
+        let vault_urls = match opt_string_list(o, "vaultUrls")? {
+            Some(v) => v,
+            None => env_get(env, "COMMERCE_SECRETS_VAULT_URLS")
+                .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+        };
+        if vault_urls.len() > 2 {
+            return Err(format!("option `vaultUrls` takes one or two vaults (got {})", vault_urls.len()));
+        }
+        for u in &vault_urls {
+            let lower = u.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || (allow_insecure_loopback && lower.starts_with("http://"))) {
+                return Err(format!("option `vaultUrls`: '{}' is not an https url", u.escape_debug()));
+            }
+        }
+
+        let allowed_hosts = opt_string_list(o, "allowedHosts")?.unwrap_or_default();
+        for h in &allowed_hosts {
+            let bare = h.strip_prefix("*.").unwrap_or(h);
+            if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+                return Err(format!("option `allowedHosts`: '{}' is not a host name (use 'host' or '*.domain')", h.escape_debug()));
+            }
+        }
+
+        let identity = opt_string(o, "identity")?.unwrap_or_else(|| "auto".into());
+        if !["auto", "app-service", "imds", "client-secret"].contains(&identity.as_str()) {
+            return Err(format!(
+                "option `identity` must be one of 'auto', 'app-service', 'imds', 'client-secret' (got '{}')",
+                identity.escape_debug()
+            ));
+        }
+        for name in ["clientId", "tenantId", "clientSecret"] {
+            opt_string(o, name)?;
+        }
+
+        let (oun, oun_origin) = match opt_string(o, "oun")? {
+            Some(v) => (v, "the oun option"),
+            None => match env_get(env, "COMMERCE_SECRETS_OUN") {
+                Some(v) => (v.to_owned(), "COMMERCE_SECRETS_OUN"),
+                None => match platform_settings_oun(cwd) {
+                    Some(v) => (v, "secretsManagerOUN in src/settings/platform.settings.json"),
+                    None => ("128".to_owned(), "the platform default"),
+                },
+            },
+        };
+
+        let policy = parse_policy(o.get("cache"))?;
+        let timeout_ms = opt_number(o, "timeoutMs", "timeoutMs", 0.0, true)?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let watch = opt_bool(o, "watch")?.unwrap_or(true);
+
+        // The `auto` rules of api.md, plus one: a `secrets` object means the memory source.
+        let mut not_configured = None;
+        let (source, reason) = match requested {
+            Some(k) => (k, format!("{} was chosen by {requested_by}", k.as_str())),
+            None if secrets.is_some() => (SourceKind::Memory, "memory: the secrets option was given".to_owned()),
+            None if env_get(env, "NODE_ENV") == Some("development") => {
+                (SourceKind::Local, "local: NODE_ENV is development".to_owned())
+            }
+            None if env_get(env, "IDENTITY_ENDPOINT").is_some() || env_get(env, "MSI_ENDPOINT").is_some() => (
+                SourceKind::RetailServer,
+                "retail-server: an App Service managed identity is present (IDENTITY_ENDPOINT or MSI_ENDPOINT)".to_owned(),
+            ),
+            None if !vault_urls.is_empty() => {
+                (SourceKind::KeyVault, "key-vault: vault urls are set (vaultUrls or COMMERCE_SECRETS_VAULT_URLS)".to_owned())
+            }
+            None => match secrets_files.iter().find(|p| p.is_file()) {
+                Some(p) => (SourceKind::Local, format!("local: the secrets file {} exists", p.display())),
+                None => {
+                    not_configured = Some(NOT_CONFIGURED_HELP.to_owned());
+                    (SourceKind::Local, format!("none: {NOT_CONFIGURED_HELP}"))
+                }
+            },
+        };
+
+        Ok(Config {
+            source,
+            not_configured,
+            reason,
+            secrets_files,
+            watch,
+            secrets: secrets.unwrap_or_default(),
+            oun,
+            oun_origin,
+            allowed_hosts,
+            allow_insecure_loopback,
+            identity,
+            vault_urls,
+            policy,
+            timeout_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn cfg(o: Value, e: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_parts(&o, &env(e), Path::new("/nonexistent-cwd"))
+    }
+
+    #[test]
+    fn auto_rules_in_order() {
+        let c = cfg(json!({}), &[("NODE_ENV", "development"), ("IDENTITY_ENDPOINT", "http://x")]).unwrap();
+        assert_eq!(c.source, SourceKind::Local);
+        let c = cfg(json!({}), &[("IDENTITY_ENDPOINT", "http://x"), ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net")])
+            .unwrap();
+        assert_eq!(c.source, SourceKind::RetailServer);
+        let c = cfg(json!({}), &[("MSI_ENDPOINT", "http://x")]).unwrap();
+        assert_eq!(c.source, SourceKind::RetailServer);
+        let c = cfg(json!({}), &[("COMMERCE_SECRETS_VAULT_URLS", "https://a.vault.azure.net, https://b.vault.azure.net")]).unwrap();
+        assert_eq!(c.source, SourceKind::KeyVault);
+        assert_eq!(c.vault_urls, ["https://a.vault.azure.net", "https://b.vault.azure.net"]);
+        let c = cfg(json!({}), &[]).unwrap();
+        assert!(c.not_configured.is_some());
+        let c = cfg(json!({"secrets": {"a": "b"}}), &[("NODE_ENV", "development")]).unwrap();
+        assert_eq!(c.source, SourceKind::Memory);
+    }
+
+    #[test]
+    fn auto_picks_local_when_a_secrets_file_exists() {
+        let dir = std::env::temp_dir().join(format!("csm-config-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        std::fs::write(dir.join("secrets/secrets.json"), "{}").unwrap();
+        let c = Config::from_parts(&json!({}), &env(&[]), &dir).unwrap();
+        assert_eq!(c.source, SourceKind::Local);
+        assert!(c.not_configured.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn explicit_source_wins_and_env_source_is_read() {
+        assert_eq!(cfg(json!({"source": "memory"}), &[("NODE_ENV", "development")]).unwrap().source, SourceKind::Memory);
+        assert_eq!(cfg(json!({}), &[("COMMERCE_SECRETS_SOURCE", "key-vault")]).unwrap().source, SourceKind::KeyVault);
+        assert!(cfg(json!({}), &[("COMMERCE_SECRETS_SOURCE", "vault")]).unwrap_err().contains("COMMERCE_SECRETS_SOURCE"));
+    }
+
+    #[test]
+    fn misuse_names_the_option() {
+        for (o, needle) in [
+            (json!({"bogus": 1}), "unknown option `bogus`"),
+            (json!({"source": "cloud"}), "`source`"),
+            (json!({"secretsFile": 3}), "`secretsFile` must be a string (got a number)"),
+            (json!({"watch": "yes"}), "`watch` must be a boolean"),
+            (json!({"secrets": {"a": 1}}), "`secrets.a` must be a string"),
+            (json!({"secrets": []}), "`secrets`"),
+            (json!({"timeoutMs": -1}), "`timeoutMs` must be a positive number"),
+            (json!({"timeoutMs": 0}), "`timeoutMs`"),
+            (json!({"cache": {"maxEntries": 1.5}}), "`cache.maxEntries`"),
+            (json!({"cache": {"maxAgeSeconds": -3}}), "`cache.maxAgeSeconds`"),
+            (json!({"cache": {"refreshAfterSeconds": -1}}), "`cache.refreshAfterSeconds`"),
+            (json!({"cache": {"ttl": 1}}), "unknown option `cache.ttl`"),
+            (json!({"cache": 5}), "`cache` must be false or an object"),
+            (json!({"vaultUrls": ["a", "b", "c"]}), "one or two"),
+            (json!({"vaultUrls": ["http://v.vault.azure.net"]}), "https"),
+            (json!({"vaultUrls": "https://x"}), "`vaultUrls` must be an array"),
+            (json!({"allowedHosts": ["https://x/"]}), "`allowedHosts`"),
+            (json!({"identity": "magic"}), "`identity`"),
+            (json!({"oun": ""}), "`oun`"),
+            (json!({"clientSecret": 5}), "`clientSecret`"),
+            (json!([1]), "options must be an object"),
+        ] {
+            let err = cfg(o.clone(), &[]).unwrap_err();
+            assert!(err.contains(needle), "{o}: {err}");
+        }
+    }
+
+    #[test]
+    fn numbers_may_be_fractional_and_cache_false_disables() {
+        let c = cfg(json!({"cache": {"refreshAfterSeconds": 0.05, "maxAgeSeconds": 0.2, "maxEntries": 3}, "timeoutMs": 50}), &[])
+            .unwrap();
+        assert_eq!((c.policy.refresh_after, c.policy.max_age, c.policy.max_entries, c.timeout_ms), (0.05, 0.2, 3, 50.0));
+        assert!(!cfg(json!({"cache": false}), &[]).unwrap().policy.enabled);
+        assert_eq!(cfg(json!({}), &[]).unwrap().policy, Policy::default());
+    }
+
+    #[test]
+    fn oun_chain() {
+        assert_eq!(cfg(json!({"oun": "77"}), &[("COMMERCE_SECRETS_OUN", "5")]).unwrap().oun, "77");
+        assert_eq!(cfg(json!({}), &[("COMMERCE_SECRETS_OUN", "5")]).unwrap().oun, "5");
+        assert_eq!(cfg(json!({}), &[]).unwrap().oun, "128");
+    }
+
+    #[test]
+    fn null_options_are_absent() {
+        let c = cfg(json!({"secretsFile": null, "cache": null, "timeoutMs": null}), &[]).unwrap();
+        assert_eq!(c.timeout_ms, DEFAULT_TIMEOUT_MS);
+    }
+}

@@ -1,0 +1,96 @@
+//! Where values come from. Each source is one small impl of `Source`.
+
+pub mod local;
+pub mod memory;
+
+use crate::cache::FetchFuture;
+use crate::config::SourceKind;
+use crate::error::{ErrorCode, SecretError};
+use crate::secret::Secret;
+use std::sync::Arc;
+
+pub const MAX_KEY_CHARS: usize = 256;
+
+pub trait Source: Send + Sync {
+    fn kind(&self) -> SourceKind;
+
+    /// Whether `baseRetailServerUrl` is part of the cache key (only Retail Server uses it).
+    fn keyed_by_url(&self) -> bool {
+        false
+    }
+
+    /// Sources that already hold every value in this process answer here, synchronously,
+    /// and are not cached (a cache would only add staleness). `None`: use `fetch`.
+    fn read_now(&self, _key: &str) -> Option<Result<Secret, SecretError>> {
+        None
+    }
+
+    /// Ask the store. Runs on the runtime, under the call's deadline.
+    fn fetch(self: Arc<Self>, key: String, url: String) -> FetchFuture;
+}
+
+/// A source that cannot answer: every call gets NOT_CONFIGURED with the reason.
+pub struct Unconfigured {
+    pub kind: SourceKind,
+    pub reason: String,
+}
+
+impl Unconfigured {
+    fn error(&self, key: &str) -> SecretError {
+        SecretError::new(ErrorCode::NotConfigured, format!("secret '{key}': {}", self.reason))
+    }
+}
+
+impl Source for Unconfigured {
+    fn kind(&self) -> SourceKind {
+        self.kind
+    }
+
+    fn read_now(&self, key: &str) -> Option<Result<Secret, SecretError>> {
+        Some(Err(self.error(key)))
+    }
+
+    fn fetch(self: Arc<Self>, key: String, _url: String) -> FetchFuture {
+        Box::pin(async move { Err(self.error(&key)) })
+    }
+}
+
+/// Checks a secret key before anything else looks at it. The message quotes the key with
+/// control characters escaped, so it is safe to log.
+pub fn validate_key(key: &str) -> Result<(), SecretError> {
+    let invalid = |why: String| Err(SecretError::new(ErrorCode::InvalidArgument, why));
+    if key.is_empty() {
+        return invalid("secret key is empty".into());
+    }
+    let chars = key.chars().count();
+    if chars > MAX_KEY_CHARS {
+        return invalid(format!("secret key is {chars} characters long; the limit is {MAX_KEY_CHARS}"));
+    }
+    if let Some(pos) = key.chars().position(char::is_control) {
+        return invalid(format!(
+            "secret key '{}' has a control character at position {pos}",
+            key.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(validate_key("paymentKey").is_ok());
+        assert!(validate_key("it's/a key ü").is_ok());
+        assert!(validate_key(&"k".repeat(256)).is_ok());
+        for bad in ["", "a\0b", "line\nbreak", "tab\t", "\u{7f}", "\u{85}"] {
+            let e = validate_key(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad:?}");
+            assert!(!e.message.contains('\0') && !e.message.contains('\n'));
+        }
+        assert!(validate_key(&"k".repeat(257)).unwrap_err().message.contains("257"));
+        // Characters, not bytes.
+        assert!(validate_key(&"é".repeat(256)).is_ok());
+    }
+}
