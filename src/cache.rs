@@ -107,15 +107,18 @@ pub struct Reply {
     pub code: Option<ErrorCode>,
     /// This caller should start a background refresh (`Mode::Refresh`) of the key.
     pub refresh: bool,
+    /// Until when (unix seconds) this same answer may be given again without asking the
+    /// cache: before refresh-ahead is due and before expiry. 0 when it must not be reused.
+    pub fresh_until: f64,
 }
 
 impl Reply {
     fn value(secret: Arc<Secret>, expires_at: f64, event: Event) -> Self {
-        Reply { answer: Answer::Value { secret, expires_at }, event, code: None, refresh: false }
+        Reply { answer: Answer::Value { secret, expires_at }, event, code: None, refresh: false, fresh_until: 0.0 }
     }
 
     fn error(err: SecretError) -> Self {
-        Reply { answer: Answer::Error(err), event: Event::Error, code: None, refresh: false }
+        Reply { answer: Answer::Error(err), event: Event::Error, code: None, refresh: false, fresh_until: 0.0 }
     }
 }
 
@@ -257,7 +260,9 @@ impl Cache {
         let in_flight = g.flights.contains_key(key);
         let entry = g.entries.get_mut(key)?;
         let reply = match &entry.value {
-            Cached::Missing(err) if now < entry.expires_at => Some(Reply { event: Event::Hit, ..Reply::error(err.clone()) }),
+            Cached::Missing(err) if now < entry.expires_at => {
+                Some(Reply { event: Event::Hit, fresh_until: entry.expires_at, ..Reply::error(err.clone()) })
+            }
             Cached::Missing(_) => None,
             Cached::Good(_) if now >= entry.stale_until => None,
             Cached::Good(secret) if now < entry.expires_at => {
@@ -265,6 +270,8 @@ impl Cache {
                 if now >= entry.refresh_at && now >= entry.retry_at && !in_flight {
                     entry.retry_at = now + self.policy.retry_backoff();
                     reply.refresh = true;
+                } else {
+                    reply.fresh_until = entry.refresh_at.min(entry.expires_at);
                 }
                 Some(reply)
             }
@@ -361,7 +368,14 @@ impl Cache {
         }
         match outcome {
             Ok((secret, expires_at)) => {
-                Reply::value(secret, expires_at, if mode == Mode::Refresh { Event::Refresh } else { Event::Miss })
+                let mut reply =
+                    Reply::value(secret, expires_at, if mode == Mode::Refresh { Event::Refresh } else { Event::Miss });
+                if let (Some(entry), Answer::Value { secret, .. }) = (g.entries.peek(key), &reply.answer) {
+                    if matches!(&entry.value, Cached::Good(s) if Arc::ptr_eq(s, secret)) {
+                        reply.fresh_until = entry.refresh_at.min(entry.expires_at);
+                    }
+                }
+                reply
             }
             Err(err) => {
                 if mode == Mode::Get && err.code.allows_stale() && self.policy.enabled {
@@ -375,8 +389,24 @@ impl Cache {
                         }
                     }
                 }
-                Reply::error(err)
+                let fresh_until = match g.entries.peek(key) {
+                    Some(Entry { value: Cached::Missing(e), expires_at, .. }) if e.code == err.code => *expires_at,
+                    _ => 0.0,
+                };
+                Reply { fresh_until, ..Reply::error(err) }
             }
+        }
+    }
+
+    /// Mark keys as recently used: hits answered by a mirror of this cache (the JS layer's)
+    /// never reach `lookup`, so the mirror reports them before anything can be evicted.
+    pub fn touch<S: AsRef<str>>(&self, keys: &[S]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        for k in keys {
+            g.entries.promote(k.as_ref());
         }
     }
 
@@ -447,13 +477,14 @@ impl Cache {
         }
     }
 
-    /// The secret keys evicted for size since the last call (each reported once).
+    /// The cache keys (composite, see `compose_key`) evicted for size since the last call,
+    /// each reported once.
     pub fn take_evicted(&self) -> Vec<String> {
         let mut g = self.lock();
         if g.evicted.is_empty() {
             return Vec::new();
         }
-        g.evicted.drain(..).map(|k| secret_key_of(&k).to_owned()).collect()
+        g.evicted.drain(..).map(String::from).collect()
     }
 
     /// Forget one secret key (under every url) or, with `None`, everything.
@@ -630,6 +661,37 @@ mod tests {
         let r = cache.lookup("k").unwrap();
         assert_eq!((value_of(&r), r.refresh), ("v2", false));
         assert_eq!(store.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn fresh_until_bounds_reuse_by_refresh_and_expiry() {
+        let (cache, clock) = cache_with(policy());
+        let store = Store::new("v1");
+        let t0 = clock.now();
+        let r = cache.fetch("k", Mode::Get, store.start()).await;
+        assert_eq!(r.fresh_until, t0 + 100.0);
+        assert_eq!(cache.lookup("k").unwrap().fresh_until, t0 + 100.0);
+        *store.exp.lock().unwrap() = Some(t0 + 20.0);
+        assert_eq!(cache.fetch("e", Mode::Get, store.start()).await.fresh_until, t0 + 20.0, "the store's expiry first");
+        clock.advance(150.0);
+        let due = cache.lookup("k").unwrap();
+        assert_eq!((due.refresh, due.fresh_until), (true, 0.0), "not to be reused: a refresh is due");
+        store.set(Err(ErrorCode::NotFound));
+        let r = cache.fetch("gone", Mode::Get, store.start()).await;
+        assert_eq!(r.fresh_until, clock.now() + 5.0, "a remembered NOT_FOUND");
+        store.set(Err(ErrorCode::Unavailable));
+        assert_eq!(cache.fetch("down", Mode::Get, store.start()).await.fresh_until, 0.0);
+    }
+
+    #[tokio::test]
+    async fn touch_makes_mirror_hits_count_for_recency() {
+        let (cache, _) = cache_with(Policy { max_entries: 2, ..policy() });
+        let store = Store::new("v");
+        cache.fetch("a", Mode::Get, store.start()).await;
+        cache.fetch("b", Mode::Get, store.start()).await;
+        cache.touch(&["a", "not-there"]);
+        cache.fetch("c", Mode::Get, store.start()).await;
+        assert_eq!(cache.take_evicted(), ["b"]);
     }
 
     #[tokio::test]

@@ -40,8 +40,10 @@ pub struct NativeReply {
     pub stale_code: Option<String>,
     /// The caller should start a background refresh of this key.
     pub refresh: bool,
+    /// Until when (unix milliseconds) this answer may be reused without asking again; 0: never.
+    pub fresh_until_ms: f64,
     pub duration_ms: Option<f64>,
-    /// Secret keys evicted for size since the last reply that carried evictions.
+    /// Cache keys evicted for size since the last reply that carried evictions.
     pub evicted: Option<Vec<String>>,
 }
 
@@ -114,6 +116,7 @@ fn error_reply(err: &SecretError, expires_on: f64) -> NativeReply {
         event: "error".to_owned(),
         stale_code: None,
         refresh: false,
+        fresh_until_ms: 0.0,
         duration_ms: None,
         evicted: None,
     }
@@ -130,6 +133,7 @@ fn value_reply(secret: &Secret, expires_on: f64, event: &str) -> NativeReply {
         event: event.to_owned(),
         stale_code: None,
         refresh: false,
+        fresh_until_ms: 0.0,
         duration_ms: None,
         evicted: None,
     }
@@ -151,6 +155,7 @@ fn cache_reply(r: cache::Reply) -> NativeReply {
         Answer::Error(e) => error_reply(e, 0.0),
     };
     out.refresh = r.refresh;
+    out.fresh_until_ms = (r.fresh_until * 1000.0).floor();
     out.stale_code = r.code.map(|c| c.as_str().to_owned());
     out
 }
@@ -223,8 +228,9 @@ impl Manager {
         self.cache.lookup(&ck).map(cache_reply)
     }
 
-    async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode) -> NativeReply {
+    async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode, touched: Vec<String>) -> NativeReply {
         let started = Instant::now();
+        self.cache.touch(&touched);
         if let Some(reply) = self.answer_now(&key) {
             return reply;
         }
@@ -283,12 +289,26 @@ impl NativeManager {
         self.inner.lookup(&key, &url)
     }
 
-    /// Go upstream through the single flight (`refresh`: even when cached).
+    /// Whether the url is part of the cache key (see `cacheKey`).
+    #[napi(getter)]
+    pub fn keyed_by_url(&self) -> bool {
+        self.inner.source.keyed_by_url()
+    }
+
+    /// Go upstream through the single flight (`refresh`: even when cached). `touched`: cache
+    /// keys the JS mirror answered since the last call, to keep the LRU order true.
     #[napi(ts_return_type = "Promise<NativeReply>")]
-    pub fn fetch<'env>(&self, env: &'env Env, key: String, url: String, refresh: bool) -> Result<PromiseRaw<'env, NativeReply>> {
+    pub fn fetch<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        url: String,
+        refresh: bool,
+        touched: Vec<String>,
+    ) -> Result<PromiseRaw<'env, NativeReply>> {
         let inner = self.inner.clone();
         let mode = if refresh { Mode::Refresh } else { Mode::Get };
-        env.spawn_future(async move { Ok(inner.fetch(key, url, mode).await) })
+        env.spawn_future(async move { Ok(inner.fetch(key, url, mode, touched).await) })
     }
 
     #[napi]
@@ -378,3 +398,4 @@ impl NativeManager {
         Ok(m.reads() as f64)
     }
 }
+
