@@ -17,6 +17,7 @@ const { NativeManager } = require('./native.js')
 
 const channel = diagnostics.channel('commerce-secret-manager')
 const TEST_CONTROL = Symbol.for('commerce-secret-manager.testControl')
+const INTERNALS = Symbol.for('commerce-secret-manager.internals')
 const SEP = '\0'
 
 class SecretError extends Error {
@@ -277,6 +278,11 @@ class SecretManager {
 
   [util.inspect.custom]() {
     return `SecretManager { source: '${this.#source}' }`
+  }
+
+  // For the CLI (doctor, validate): the resolved configuration and the local file's keys.
+  [INTERNALS]() {
+    return { describe: () => this.#native.describe(), localKeys: () => this.#native.localKeys() }
   }
 
   // Test hooks of the memory source; not part of the public API.

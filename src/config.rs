@@ -82,6 +82,11 @@ pub struct Config {
 
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
+/// Hosts that may receive a bearer token without being listed in `allowedHosts`:
+/// Commerce's Retail Servers and the Key Vault clouds (public, China, US Government).
+pub const DEFAULT_TOKEN_HOSTS: &[&str] =
+    &["*.commerce.dynamics.com", "*.vault.azure.net", "*.vault.azure.cn", "*.vault.usgovcloudapi.net"];
+
 type Env = HashMap<String, String>;
 
 fn env_get<'a>(env: &'a Env, name: &str) -> Option<&'a str> {

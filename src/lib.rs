@@ -349,7 +349,11 @@ impl NativeManager {
             watch: c.watch,
             oun: c.oun.clone(),
             oun_origin: c.oun_origin.to_owned(),
-            allowed_hosts: c.allowed_hosts.clone(),
+            allowed_hosts: config::DEFAULT_TOKEN_HOSTS
+                .iter()
+                .map(|h| h.to_string())
+                .chain(c.allowed_hosts.iter().cloned())
+                .collect(),
             allow_insecure_loopback: c.allow_insecure_loopback,
             identity: c.identity.clone(),
             vault_urls: c.vault_urls.clone(),

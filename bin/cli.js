@@ -1,0 +1,242 @@
+#!/usr/bin/env node
+'use strict'
+// npx commerce-secret-manager get|validate|doctor — see `--help`.
+// Exit codes: 0 success, 1 a key failed or a check found a fault, 2 usage error.
+// Secret values go to stdout only for `get`; nothing here prints a value anywhere else.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { SecretManager } = require('../index.js')
+
+const INTERNALS = Symbol.for('commerce-secret-manager.internals')
+
+const HELP = `Usage: commerce-secret-manager <command> [options]
+
+Commands:
+  get KEY [--url URL] [--json]   print one secret's value (or the ISecretValue as JSON)
+  validate [KEY...] [--url URL]  fetch each key (default: every key of the local file) and
+                                 print "Validation successful" or the error per key
+  doctor                         which source 'auto' picks and why, the secrets file and
+                                 whether secrets/ is git-ignored, identity variables, hosts
+
+Options (every command):
+  --source S          auto | local | memory | retail-server | key-vault
+  --secrets-file F    the local secrets file
+  --vault-url U       a Key Vault url (repeat for a second vault)
+  --oun N             the operating unit number sent to Retail Server
+  --url URL           the base Retail Server url (default: '')
+  --json              get: print the whole ISecretValue as JSON
+  -h, --help          this text
+
+Exit codes: 0 success, 1 a key failed, 2 usage error.`
+
+class Usage extends Error {}
+
+function parse(argv) {
+  const out = { command: undefined, keys: [], url: '', json: false, options: {}, help: false }
+  const vaults = []
+  const value = (i, flag) => {
+    if (i >= argv.length || argv[i].startsWith('--')) throw new Usage(`${flag} needs a value`)
+    return argv[i]
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1
+    const flag = eq > 0 ? a.slice(0, eq) : a
+    const inline = eq > 0 ? a.slice(eq + 1) : undefined
+    const take = () => (inline !== undefined ? inline : value(++i, flag))
+    switch (flag) {
+      case '-h':
+      case '--help':
+        out.help = true
+        break
+      case '--json':
+        out.json = true
+        break
+      case '--url':
+        out.url = take()
+        break
+      case '--source':
+        out.options.source = take()
+        break
+      case '--secrets-file':
+        out.options.secretsFile = take()
+        break
+      case '--vault-url':
+        vaults.push(take())
+        break
+      case '--oun':
+        out.options.oun = take()
+        break
+      default:
+        if (a.startsWith('-')) throw new Usage(`unknown option ${a}`)
+        if (out.command === undefined) out.command = a
+        else out.keys.push(a)
+    }
+  }
+  if (vaults.length > 0) out.options.vaultUrls = vaults
+  return out
+}
+
+function say(line) {
+  process.stdout.write(line + '\n')
+}
+
+function complain(line) {
+  process.stderr.write(line + '\n')
+}
+
+async function get(manager, args) {
+  if (args.keys.length !== 1) throw new Usage('get takes exactly one KEY')
+  const result = await manager.getSecretValue(args.keys[0], args.url)
+  if (args.json) {
+    const shown = { value: result.value, id: result.id, expiresOn: result.expiresOn }
+    if (result.error) shown.error = { code: result.error.code, message: result.error.message, status: result.error.status }
+    say(JSON.stringify(shown))
+  } else if (!result.error) {
+    say(result.value)
+  }
+  if (result.error) {
+    complain(`${result.error.code}: ${result.error.message}`)
+    return 1
+  }
+  return 0
+}
+
+async function validate(manager, args) {
+  let keys = args.keys
+  if (keys.length === 0) {
+    const listed = manager[INTERNALS]().localKeys()
+    if (listed.code !== undefined) {
+      complain(`${listed.code}: ${listed.message}`)
+      return 1
+    }
+    keys = listed.keys
+    if (keys.length === 0) {
+      complain('the secrets file has no keys to validate')
+      return 1
+    }
+  }
+  const results = await manager.getSecretValues(keys, args.url)
+  let failed = 0
+  results.forEach((r, i) => {
+    if (r.error) {
+      failed++
+      say(`${keys[i]}: ${r.error.code} ${r.error.message}`)
+    } else {
+      say(`${keys[i]}: Validation successful`)
+    }
+  })
+  return failed === 0 ? 0 : 1
+}
+
+// Whether <cwd>/secrets/ is git-ignored: git's own answer when this is a repository,
+// else a look at .gitignore.
+function secretsIgnored(cwd) {
+  const probe = spawnSync('git', ['check-ignore', '-q', 'secrets/secrets.json'], { cwd, stdio: 'ignore' })
+  if (probe.status === 0) return { ignored: true, how: 'git check-ignore' }
+  if (probe.status === 1) return { ignored: false, how: 'git check-ignore' }
+  let text = ''
+  try {
+    text = fs.readFileSync(path.join(cwd, '.gitignore'), 'utf8')
+  } catch {
+    return { ignored: false, how: 'no .gitignore' }
+  }
+  const ignored = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .some((l) => ['secrets', 'secrets/', '/secrets', '/secrets/', 'secrets/*', 'secrets/**'].includes(l))
+  return { ignored, how: '.gitignore' }
+}
+
+const IDENTITY_VARS = [
+  'IDENTITY_ENDPOINT',
+  'IDENTITY_HEADER',
+  'IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC',
+  'MSI_ENDPOINT',
+  'MSI_SECRET',
+  'AZURE_CLIENT_ID',
+  'AZURE_TENANT_ID',
+  'AZURE_CLIENT_SECRET',
+  'AZURE_AUTHORITY_HOST',
+]
+
+function doctor(manager) {
+  const d = manager[INTERNALS]().describe()
+  let faults = 0
+  say(`source: ${d.source}${d.configured ? '' : ' (not configured)'}`)
+  say(`  why: ${d.reason}`)
+  if (d.source === 'local') {
+    say(`secrets file: ${d.secretsFileInUse ?? 'none found'}`)
+    say(`  looked for: ${d.secretsFiles.join(', ')}`)
+    say(`  reload on change: ${d.watch ? 'yes' : 'no'}`)
+    if (!d.secretsFileInUse) faults++
+  }
+  const cwd = process.cwd()
+  if (fs.existsSync(path.join(cwd, 'secrets'))) {
+    const g = secretsIgnored(cwd)
+    if (g.ignored) say(`git: secrets/ is ignored (${g.how})`)
+    else {
+      say(`WARNING: secrets/ is not git-ignored (${g.how}); add "secrets/" to .gitignore so no secret is committed`)
+      faults++
+    }
+  }
+  const present = IDENTITY_VARS.filter((v) => typeof process.env[v] === 'string' && process.env[v] !== '')
+  say(`identity variables set: ${present.length > 0 ? present.join(', ') : 'none'} (values not shown)`)
+  say(`identity: ${d.identity}`)
+  say(`hosts allowed to receive a token: ${d.allowedHosts.join(', ')}${d.allowInsecureLoopback ? ', loopback over http' : ''}`)
+  if (d.source === 'retail-server') say(`oun: ${d.oun} (from ${d.ounOrigin})`)
+  if (d.vaultUrls.length > 0) say(`vaults: ${d.vaultUrls.join(', ')}`)
+  say(`cache: ${d.cacheEnabled ? 'on' : 'off'}; deadline per call: ${d.timeoutMs} ms`)
+  return d.configured && faults === 0 ? 0 : 1
+}
+
+async function main(argv) {
+  let args
+  try {
+    args = parse(argv)
+  } catch (e) {
+    if (!(e instanceof Usage)) throw e
+    complain(`${e.message}\n\n${HELP}`)
+    return 2
+  }
+  if (args.help || args.command === undefined) {
+    ;(args.help ? say : complain)(HELP)
+    return args.help ? 0 : 2
+  }
+  if (!['get', 'validate', 'doctor'].includes(args.command)) {
+    complain(`unknown command '${args.command}'\n\n${HELP}`)
+    return 2
+  }
+  let manager
+  try {
+    manager = new SecretManager(args.options)
+  } catch (e) {
+    complain(`configuration: ${e.message}`)
+    return 2
+  }
+  try {
+    if (args.command === 'get') return await get(manager, args)
+    if (args.command === 'validate') return await validate(manager, args)
+    return doctor(manager)
+  } catch (e) {
+    if (e instanceof Usage) {
+      complain(`${e.message}\n\n${HELP}`)
+      return 2
+    }
+    throw e
+  } finally {
+    await manager.close()
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (e) => {
+    complain(`internal error: ${e && e.message}`)
+    process.exitCode = 1
+  },
+)

@@ -1,0 +1,163 @@
+// The public surface of commerce-secret-manager (hand-written; the addon's own generated
+// types are in native.d.ts and are not part of the API).
+
+/** The Dynamics 365 Commerce contract, unchanged. */
+export interface ISecretValue {
+  /** The secret; '' when it could not be read. */
+  value: string
+  /** The store's identifier of the secret (for Key Vault, its full id URL). */
+  id?: string
+  /** Set when retrieval failed; the promise still resolves. */
+  error?: SecretError
+  /** Unix time in seconds until which the value may be used (local source: always 1, as the platform). */
+  expiresOn: number
+}
+
+export interface ISecretManager {
+  getSecretValue(secretKey: string, baseRetailServerUrl: string): Promise<ISecretValue>
+}
+
+export type SecretErrorCode =
+  /** key or url not a string, empty, too long, bad characters */
+  | 'INVALID_ARGUMENT'
+  /** key absent (local file, Retail Server, Key Vault 404) */
+  | 'NOT_FOUND'
+  /** no secrets file where it was looked for (the message lists the paths) */
+  | 'LOCAL_FILE_MISSING'
+  /** not JSON (the message has line and column), not an object, a non-string value, over 4 MiB */
+  | 'LOCAL_FILE_INVALID'
+  /** the url's host may not receive a token; nothing was sent */
+  | 'HOST_NOT_ALLOWED'
+  /** 401, after one token refresh */
+  | 'UNAUTHORIZED'
+  /** 403, disabled secret included */
+  | 'FORBIDDEN'
+  /** 429 still, after honouring Retry-After */
+  | 'THROTTLED'
+  /** the call's deadline passed */
+  | 'TIMEOUT'
+  /** connection refused/reset, 5xx, after retries */
+  | 'UNAVAILABLE'
+  /** malformed, unexpected or oversized reply */
+  | 'BAD_RESPONSE'
+  /** no managed identity / token endpoint failed */
+  | 'IDENTITY_UNAVAILABLE'
+  /** no source could be chosen; the message says how to configure one */
+  | 'NOT_CONFIGURED'
+  /** the manager was closed */
+  | 'CLOSED'
+
+/** A real Error (`instanceof Error` holds, in Jest too). Never carries a value or a token. */
+export declare class SecretError extends Error {
+  constructor(code: SecretErrorCode, message: string, secretKey?: string, status?: number)
+  code: SecretErrorCode
+  /** The name, never the value. */
+  secretKey?: string
+  /** Upstream HTTP status, when there was one. */
+  status?: number
+}
+
+export type SecretSource = 'local' | 'memory' | 'retail-server' | 'key-vault'
+
+export interface CacheOptions {
+  /** Serve cached, refresh in the background after this many seconds (default 300, jittered ±10%). */
+  refreshAfterSeconds?: number
+  /** Hard expiry in seconds; also bounded by Key Vault `exp` (default 86400). */
+  maxAgeSeconds?: number
+  /**
+   * How long past maxAge a last good value may still be served on timeout/5xx/429/connection
+   * errors (default 3600); never after 401/403/404.
+   */
+  staleIfErrorSeconds?: number
+  /** Remember NOT_FOUND this long (default 5). */
+  negativeTtlSeconds?: number
+  /** Least recently used entries are evicted past this (default 10000). */
+  maxEntries?: number
+}
+
+export interface SecretManagerOptions {
+  /** Default 'auto' (see the README); env COMMERCE_SECRETS_SOURCE. */
+  source?: 'auto' | SecretSource
+  /** local: default the first of <cwd>/build/secrets/secrets.json, <cwd>/secrets/secrets.json. */
+  secretsFile?: string
+  /** local: reload the file when it changes (default true). */
+  watch?: boolean
+  /** memory (for app tests): the secrets. Given with source 'auto', it selects the memory source. */
+  secrets?: Record<string, string>
+  /**
+   * retail-server: the OUN header; else env COMMERCE_SECRETS_OUN, else secretsManagerOUN in
+   * <cwd>/src/settings/platform.settings.json, else '128'.
+   */
+  oun?: string
+  /** Hosts that may receive a bearer token, added to *.commerce.dynamics.com and the Key Vault clouds. */
+  allowedHosts?: string[]
+  /** Allow http:// to 127.0.0.0/8, localhost, [::1] (tests, local fakes); default false. */
+  allowInsecureLoopback?: boolean
+  /** auto: App Service env, else client secret env, else IMDS. */
+  identity?: 'auto' | 'app-service' | 'imds' | 'client-secret'
+  /** Else AZURE_CLIENT_ID. */
+  clientId?: string
+  /** Else AZURE_TENANT_ID. */
+  tenantId?: string
+  /** Else AZURE_CLIENT_SECRET. */
+  clientSecret?: string
+  /** key-vault: one or two, tried in order; env COMMERCE_SECRETS_VAULT_URLS (comma-separated). */
+  vaultUrls?: string[]
+  /** false turns the cache off (concurrent calls of one key still share one upstream request). */
+  cache?: false | CacheOptions
+  /** Deadline of one getSecretValue, retries included (default 10000). */
+  timeoutMs?: number
+  /** Called for every event; a throwing listener is ignored. */
+  onEvent?: (event: SecretEvent) => void
+}
+
+/** Also published on diagnostics_channel 'commerce-secret-manager'. Never a value, never a token. */
+export interface SecretEvent {
+  type: 'hit' | 'miss' | 'stale' | 'refresh' | 'error' | 'evict'
+  secretKey: string
+  source: SecretSource
+  durationMs?: number
+  code?: SecretErrorCode
+}
+
+export interface SecretManagerStats {
+  entries: number
+  hits: number
+  misses: number
+  staleServed: number
+  upstreamRequests: number
+  upstreamErrors: number
+  inFlight: number
+}
+
+export declare class SecretManager implements ISecretManager {
+  /** Throws a TypeError naming the option on misuse (unknown option, wrong type, negative number). */
+  constructor(options?: SecretManagerOptions)
+  readonly source: SecretSource
+  /** Never rejects: failures resolve as `{ value: '', error, expiresOn }`. */
+  getSecretValue(secretKey: string, baseRetailServerUrl: string): Promise<ISecretValue>
+  /** The same, for several keys, in the same order. */
+  getSecretValues(secretKeys: string[], baseRetailServerUrl: string): Promise<ISecretValue[]>
+  /** Warm the cache at start-up. */
+  prefetch(secretKeys: string[], baseRetailServerUrl: string): Promise<ISecretValue[]>
+  /** Go upstream now (after rotation). On failure the error is returned and the cached value kept (unless 401/403/404). */
+  refresh(secretKey: string, baseRetailServerUrl: string): Promise<ISecretValue>
+  /** Forget one key (under every url), or everything. */
+  invalidate(secretKey?: string): void
+  stats(): SecretManagerStats
+  /** Wipes cached values; later calls answer CLOSED. */
+  close(): Promise<void>
+}
+
+/** undefined in a browser bundle. */
+export declare function createSecretManager(options?: SecretManagerOptions): SecretManager | undefined
+/** The default instance, built from the environment on first use; undefined in a browser bundle. */
+export declare const secretManager: ISecretManager | undefined
+/**
+ * Sets `target.secretManager` (e.g. on msdyn365Commerce): the default instance, or one built
+ * from `options`. Leaves it undefined in a browser or when `target.isBrowser` is true.
+ */
+export declare function install(
+  target: { secretManager?: ISecretManager | null; isBrowser?: boolean },
+  options?: SecretManagerOptions,
+): ISecretManager | undefined
