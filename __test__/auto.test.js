@@ -1,0 +1,103 @@
+'use strict'
+// The `auto` rules of api.md, read from options and the environment, and the default instance.
+const path = require('node:path')
+const { SecretManager, createSecretManager } = require('..')
+const { tempDir, inDir, URL } = require('./helpers')
+
+const VARS = ['NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'COMMERCE_SECRETS_VAULT_URLS', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT']
+let saved
+let t
+beforeEach(() => {
+  saved = Object.fromEntries(VARS.map((v) => [v, process.env[v]]))
+  for (const v of VARS) delete process.env[v]
+  t = tempDir()
+})
+afterEach(() => {
+  for (const v of VARS) {
+    if (saved[v] === undefined) delete process.env[v]
+    else process.env[v] = saved[v]
+  }
+  t.cleanup()
+})
+
+test('NODE_ENV=development picks local, before a managed identity', async () => {
+  process.env.NODE_ENV = 'development'
+  process.env.IDENTITY_ENDPOINT = 'http://127.0.0.1:41741/msi/token/'
+  await inDir(t.dir, async () => {
+    t.write('secrets/secrets.json', '{"k": "dev"}')
+    const m = new SecretManager()
+    expect(m.source).toBe('local')
+    expect((await m.getSecretValue('k', URL)).value).toBe('dev')
+  })
+})
+
+test.each([
+  ['IDENTITY_ENDPOINT', 'retail-server'],
+  ['MSI_ENDPOINT', 'retail-server'],
+  ['COMMERCE_SECRETS_VAULT_URLS', 'key-vault'],
+])('%s picks %s (NOT_CONFIGURED until that source lands)', async (variable, source) => {
+  process.env[variable] = variable.endsWith('URLS') ? 'https://a.vault.azure.net' : 'http://127.0.0.1:41741/msi/token/'
+  const m = new SecretManager()
+  expect(m.source).toBe(source)
+  const r = await m.getSecretValue('k', URL)
+  expect(r.error.code).toBe('NOT_CONFIGURED')
+  expect(r.error.message).toContain(source)
+})
+
+test('a managed identity wins over vault urls', () => {
+  process.env.IDENTITY_ENDPOINT = 'http://127.0.0.1:1/'
+  process.env.COMMERCE_SECRETS_VAULT_URLS = 'https://a.vault.azure.net'
+  expect(new SecretManager().source).toBe('retail-server')
+})
+
+test('otherwise local when a secrets file exists, else NOT_CONFIGURED with how to configure', async () => {
+  await inDir(t.dir, async () => {
+    const none = new SecretManager()
+    const r = await none.getSecretValue('k', URL)
+    expect(r.error.code).toBe('NOT_CONFIGURED')
+    expect(r.error.message).toMatch(/NODE_ENV=development/)
+    expect(r.error.message).toMatch(/COMMERCE_SECRETS_VAULT_URLS/)
+    t.write('build/secrets/secrets.json', '{"k": "built"}')
+    const m = new SecretManager()
+    expect(m.source).toBe('local')
+    expect((await m.getSecretValue('k', URL)).value).toBe('built')
+  })
+})
+
+test('the source option and COMMERCE_SECRETS_SOURCE choose explicitly', () => {
+  process.env.NODE_ENV = 'development'
+  process.env.COMMERCE_SECRETS_SOURCE = 'memory'
+  expect(new SecretManager().source).toBe('memory')
+  expect(new SecretManager({ source: 'local' }).source).toBe('local')
+  process.env.COMMERCE_SECRETS_SOURCE = 'nonsense'
+  expect(() => new SecretManager()).toThrow(/COMMERCE_SECRETS_SOURCE/)
+})
+
+test('a secrets option picks the memory source', () => {
+  expect(createSecretManager({ secrets: { a: 'b' } }).source).toBe('memory')
+})
+
+test('the default instance is built from the environment on first use and never throws', async () => {
+  process.env.NODE_ENV = 'development'
+  await inDir(t.dir, async () => {
+    t.write('secrets/secrets.json', '{"k": "default"}')
+    jest.isolateModules(() => {
+      const { secretManager } = require('..')
+      globalThis.__sm = secretManager
+    })
+    expect((await globalThis.__sm.getSecretValue('k', URL)).value).toBe('default')
+  })
+  process.env.COMMERCE_SECRETS_SOURCE = 'bogus'
+  let fresh
+  jest.isolateModules(() => {
+    fresh = require('..').secretManager
+  })
+  const r = await fresh.getSecretValue('k', URL)
+  expect(r.error.code).toBe('NOT_CONFIGURED')
+  expect(r.error).toBeInstanceOf(Error)
+  delete globalThis.__sm
+})
+
+test('source reports the resolved source', () => {
+  expect(new SecretManager({ source: 'local', secretsFile: path.join(t.dir, 'x.json') }).source).toBe('local')
+})
