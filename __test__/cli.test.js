@@ -1,0 +1,101 @@
+'use strict'
+// The command line: get, validate, doctor, exit codes; values only on get's stdout.
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { tempDir } = require('./helpers')
+
+const cli = path.join(__dirname, '..', 'bin', 'cli.js')
+
+function run(args, { cwd, env = {} } = {}) {
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 15000,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+  })
+  return { code: r.status, out: r.stdout, err: r.stderr }
+}
+
+let t
+beforeEach(() => {
+  t = tempDir()
+  t.write('secrets/secrets.json', JSON.stringify({ alpha: 'SENTINEL-A', beta: 'SENTINEL-B' }))
+})
+afterEach(() => t.cleanup())
+
+test('get prints the value, or with --json the ISecretValue', () => {
+  const plain = run(['get', 'alpha', '--source', 'local'], { cwd: t.dir })
+  expect(plain).toMatchObject({ code: 0, out: 'SENTINEL-A\n', err: '' })
+  const json = run(['get', 'alpha', '--json', '--url', 'https://x/'], { cwd: t.dir, env: { NODE_ENV: 'development' } })
+  expect(json.code).toBe(0)
+  expect(JSON.parse(json.out)).toEqual({ value: 'SENTINEL-A', expiresOn: 1 })
+})
+
+test('get of a missing key exits 1 with the code on stderr and no value anywhere', () => {
+  const r = run(['get', 'gamma', '--secrets-file', 'secrets/secrets.json'], { cwd: t.dir })
+  expect(r.code).toBe(1)
+  expect(r.out).toBe('')
+  expect(r.err).toMatch(/^NOT_FOUND: secret 'gamma' is not in/)
+  expect(r.err).not.toMatch(/SENTINEL/)
+})
+
+test('validate checks every key of the local file by default', () => {
+  const r = run(['validate', '--source', 'local'], { cwd: t.dir })
+  expect(r.code).toBe(0)
+  expect(r.out).toBe('alpha: Validation successful\nbeta: Validation successful\n')
+})
+
+test('validate names the keys that fail and exits 1', () => {
+  const r = run(['validate', 'alpha', 'nope', '--source', 'local'], { cwd: t.dir })
+  expect(r.code).toBe(1)
+  expect(r.out).toMatch(/^alpha: Validation successful\nnope: NOT_FOUND /)
+  expect(r.out + r.err).not.toMatch(/SENTINEL/)
+})
+
+test('validate reports a broken file', () => {
+  t.write('secrets/secrets.json', '{ nope')
+  const r = run(['validate', '--source', 'local'], { cwd: t.dir })
+  expect(r.code).toBe(1)
+  expect(r.err).toMatch(/LOCAL_FILE_INVALID: .*line 1, column 3/)
+})
+
+test('doctor says which source auto picks and why, and warns when secrets/ is not git-ignored', () => {
+  const r = run(['doctor'], { cwd: t.dir, env: { NODE_ENV: 'development', AZURE_CLIENT_SECRET: 'SENTINEL-CS' } })
+  expect(r.out).toMatch(/^source: local\n  why: local: NODE_ENV is development/)
+  expect(r.out).toContain(path.join(t.dir, 'secrets', 'secrets.json'))
+  expect(r.out).toMatch(/WARNING: secrets\/ is not git-ignored/)
+  expect(r.out).toMatch(/identity variables set: AZURE_CLIENT_SECRET \(values not shown\)/)
+  expect(r.out).toMatch(/\*\.commerce\.dynamics\.com/)
+  expect(r.out + r.err).not.toMatch(/SENTINEL/)
+  expect(r.code).toBe(1)
+
+  t.write('.gitignore', 'node_modules/\nsecrets/\n')
+  const ok = run(['doctor'], { cwd: t.dir, env: { NODE_ENV: 'development' } })
+  expect(ok.out).toMatch(/secrets\/ is ignored/)
+  expect(ok.code).toBe(0)
+})
+
+test('doctor explains NOT_CONFIGURED', () => {
+  const empty = tempDir()
+  try {
+    const r = run(['doctor'], { cwd: empty.dir })
+    expect(r.out).toMatch(/source: local \(not configured\)/)
+    expect(r.out).toMatch(/NODE_ENV=development/)
+    expect(r.code).toBe(1)
+  } finally {
+    empty.cleanup()
+  }
+})
+
+test('usage errors exit 2; --help exits 0', () => {
+  expect(run(['--help']).code).toBe(0)
+  expect(run(['--help']).out).toMatch(/get KEY/)
+  expect(run([]).code).toBe(2)
+  expect(run(['frobnicate']).code).toBe(2)
+  expect(run(['get']).code).toBe(2)
+  expect(run(['get', 'a', '--bogus']).code).toBe(2)
+  expect(run(['get', 'a', '--source']).code).toBe(2)
+  const bad = run(['get', 'a', '--source', 'cloud'])
+  expect(bad.code).toBe(2)
+  expect(bad.err).toMatch(/`source`/)
+})
