@@ -238,7 +238,7 @@ class SecretManager {
         message: reply.message,
         status: reply.status,
         until: reply.freshUntilMs,
-        epoch: this.#epoch,
+        epoch: -1, // not yet reported as touched
       })
     } else {
       this.#hot.delete(cacheKey)
