@@ -75,15 +75,30 @@ function environment() {
   return env
 }
 
+// One mirrored answer. A class, so every slot has one small fixed shape (there may be many).
+class Slot {
+  constructor(reply) {
+    // The value, or for a remembered failure (a cached NOT_FOUND) an object describing it.
+    this.value =
+      reply.code === undefined ? reply.value : { code: reply.code, message: reply.message, status: reply.status }
+    this.id = reply.id
+    this.expiresOn = reply.expiresOn
+    this.until = reply.freshUntilMs
+    this.epoch = -1 // not yet reported as touched
+  }
+}
+
 class SecretManager {
   #native
   #source
   #keyedByUrl
   #onEvent
-  #hot = new Map() // cache key -> { value, id, expiresOn, code, message, status, until, epoch }
+  #hot = new Map() // cache key -> Slot
   #touched = [] // cache keys answered from #hot since the last fetch
   #epoch = 0
   #hits = 0
+  // Bumped by invalidate and close: a reply to a request made before then fills no slot.
+  #generation = 0
 
   constructor(options) {
     if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
@@ -126,9 +141,9 @@ class SecretManager {
       }
       if (this.#onEvent !== undefined || channel.hasSubscribers) this.#emit('hit', secretKey)
       return Promise.resolve(
-        slot.code === undefined
+        typeof slot.value === 'string'
           ? new SecretValue(slot.value, slot.id, undefined, slot.expiresOn)
-          : failure(slot.code, slot.message, secretKey, slot.status, slot.expiresOn),
+          : failure(slot.value.code, slot.value.message, secretKey, slot.value.status, slot.expiresOn),
       )
     }
     return this.#ask(secretKey, baseRetailServerUrl, cacheKey, false)
@@ -154,6 +169,7 @@ class SecretManager {
   }
 
   invalidate(secretKey) {
+    this.#generation++
     if (secretKey === undefined || secretKey === null) {
       this.#native.invalidate(null)
       this.#hot.clear()
@@ -181,6 +197,7 @@ class SecretManager {
   }
 
   close() {
+    this.#generation++
     this.#native.close()
     this.#hot.clear()
     this.#touched = []
@@ -197,7 +214,7 @@ class SecretManager {
       } catch (e) {
         return Promise.resolve(this.#internal(e, secretKey))
       }
-      if (now !== null) return Promise.resolve(this.#settle(now, secretKey, url, cacheKey, 'get'))
+      if (now !== null) return Promise.resolve(this.#settle(now, secretKey, url, cacheKey, 'get', this.#generation))
     }
     return this.#fetch(secretKey, url, cacheKey, refresh, refresh ? 'refresh' : 'get')
   }
@@ -208,6 +225,7 @@ class SecretManager {
       this.#touched = []
       this.#epoch++
     }
+    const generation = this.#generation
     let pending
     try {
       pending = this.#native.fetch(secretKey, url, refresh, touched)
@@ -215,31 +233,22 @@ class SecretManager {
       return Promise.resolve(this.#internal(e, secretKey))
     }
     return pending.then(
-      (reply) => this.#settle(reply, secretKey, url, cacheKey, why),
+      (reply) => this.#settle(reply, secretKey, url, cacheKey, why, generation),
       (e) => this.#internal(e, secretKey),
     )
   }
 
   // Apply a reply to the mirror, emit its events, start a refresh it asks for, and make
   // the caller's ISecretValue.
-  #settle(reply, secretKey, url, cacheKey, why) {
+  #settle(reply, secretKey, url, cacheKey, why, generation) {
     if (reply.evicted !== undefined) {
       for (const k of reply.evicted) {
         this.#hot.delete(k)
         this.#emit('evict', secretKeyOf(k))
       }
     }
-    if (reply.freshUntilMs > Date.now()) {
-      this.#hot.set(cacheKey, {
-        value: reply.value,
-        id: reply.id,
-        expiresOn: reply.expiresOn,
-        code: reply.code,
-        message: reply.message,
-        status: reply.status,
-        until: reply.freshUntilMs,
-        epoch: -1, // not yet reported as touched
-      })
+    if (reply.freshUntilMs > Date.now() && generation === this.#generation) {
+      this.#hot.set(cacheKey, new Slot(reply))
     } else {
       this.#hot.delete(cacheKey)
     }

@@ -95,6 +95,12 @@ export interface NativeStats {
   inFlight: number
 }
 
+/**
+ * Benchmark anchor: an awaited no-op `async fn` across napi (a thread hand-off and back),
+ * what a cache hit would cost if it went through the runtime.
+ */
+export declare function noopAsync(): Promise<number>
+
 /** Test hooks of the memory source (not part of the public API). */
 export interface TestControl {
   key?: string

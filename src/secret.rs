@@ -6,11 +6,18 @@ use zeroize::Zeroize;
 /// A secret string. Its bytes are overwritten when it is dropped, and neither `Debug` nor
 /// any other formatting shows them. There is deliberately no `Display` and no `Clone`:
 /// a copy has to be asked for with `expose`.
-pub struct SecretString(String);
+pub struct SecretString(Box<str>);
 
 impl SecretString {
-    pub fn new(value: String) -> Self {
-        SecretString(value)
+    pub fn new(mut value: String) -> Self {
+        // Exactly sized (a cache holds many), and without leaving an unwiped copy behind:
+        // shrinking in place could move the bytes and free the old buffer as it was.
+        if value.capacity() == value.len() {
+            return SecretString(value.into_boxed_str());
+        }
+        let exact = Box::from(value.as_str());
+        value.zeroize();
+        SecretString(exact)
     }
 
     pub fn expose(&self) -> &str {
@@ -43,7 +50,7 @@ impl fmt::Debug for SecretString {
 pub struct Secret {
     pub value: SecretString,
     /// The store's identifier of the secret (for Key Vault, its full id URL).
-    pub id: Option<String>,
+    pub id: Option<Box<str>>,
     /// The store's own expiry (unix seconds), e.g. Key Vault's `attributes.exp`.
     pub expires_at: Option<f64>,
 }
@@ -61,6 +68,9 @@ mod tests {
     #[test]
     fn debug_never_shows_the_value() {
         let s = Secret { value: SecretString::new("hunter2-sentinel".into()), id: Some("id-1".into()), expires_at: None };
+        let mut spare = String::with_capacity(64);
+        spare.push_str("sized");
+        assert_eq!(SecretString::new(spare).expose(), "sized");
         let shown = format!("{s:?} {:?} {:#?}", s.value, s);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("id-1"));
