@@ -33,6 +33,10 @@ export declare class NativeManager {
   /** Wipes cached values; every later call answers CLOSED. */
   close(): void
   describe(): NativeDescription
+  /** Whether a token for the remote source can be had now (for `doctor`); never the token. */
+  checkToken(): Promise<NativeTokenCheck>
+  /** Token requests made so far by the remote source (tests count them). */
+  tokenRequests(): number
   /** Every key of the local secrets file (for `validate`); names only. */
   localKeys(): NativeKeys
   /** Test hooks of the memory source; returns how many reads reached it. */
@@ -51,7 +55,9 @@ export interface NativeDescription {
   ounOrigin: string
   allowedHosts: Array<string>
   allowInsecureLoopback: boolean
+  /** The identity setting ('auto', ...) and the provider it resolved to. */
   identity: string
+  identityProvider?: string
   vaultUrls: Array<string>
   timeoutMs: number
   cacheEnabled: boolean
@@ -93,6 +99,13 @@ export interface NativeStats {
   upstreamRequests: number
   upstreamErrors: number
   inFlight: number
+}
+
+/** Whether a token can be had (for `doctor`); never the token. */
+export interface NativeTokenCheck {
+  ok: boolean
+  code?: string
+  message: string
 }
 
 /**

@@ -386,7 +386,7 @@ impl Cache {
                 reply
             }
             Err(err) => {
-                if mode == Mode::Get && err.code.allows_stale() && self.policy.enabled {
+                if mode == Mode::Get && err.allows_stale() && self.policy.enabled {
                     let now = self.clock.now();
                     if let Some(Entry { value: Cached::Good { value, id }, expires_at, .. }) = g.entries.peek(key) {
                         if now < *expires_at + self.policy.stale_if_error {
@@ -475,7 +475,7 @@ impl Cache {
                         self.evict_over_capacity(&mut g);
                     }
                 } else if let Some(entry) = g.entries.peek_mut(key) {
-                    entry.failing = err.code.allows_stale().then_some(err.code);
+                    entry.failing = err.allows_stale().then_some(err.code);
                     entry.retry_at = now + self.policy.retry_backoff();
                 }
                 Err(err)

@@ -5,6 +5,8 @@
 //! itself: Jest gives each test file its own copy of `process.env`, and tests set it freely.
 
 use crate::cache::Policy;
+use crate::identity::IdentitySettings;
+use crate::secret::SecretString;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +76,9 @@ pub struct Config {
     pub oun_origin: &'static str,
     pub allowed_hosts: Vec<String>,
     pub allow_insecure_loopback: bool,
-    pub identity: String,
+    pub identity: IdentitySettings,
+    /// `MSDyn365Commerce_RSVERSION`, when set.
+    pub retail_server_version: Option<String>,
     pub vault_urls: Vec<String>,
     pub policy: Policy,
     pub timeout_ms: f64,
@@ -322,9 +326,21 @@ impl Config {
                 identity.escape_debug()
             ));
         }
-        for name in ["clientId", "tenantId", "clientSecret"] {
-            opt_string(o, name)?;
-        }
+        let secret_env = |name: &str| env_get(env, name).map(|v| SecretString::new(v.to_owned()));
+        let identity = IdentitySettings {
+            choice: identity,
+            identity_endpoint: env_get(env, "IDENTITY_ENDPOINT").map(String::from),
+            identity_header: secret_env("IDENTITY_HEADER"),
+            user_assigned_client_id: env_get(env, "IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC").map(String::from),
+            msi_endpoint: env_get(env, "MSI_ENDPOINT").map(String::from),
+            msi_secret: secret_env("MSI_SECRET"),
+            client_id: opt_string(o, "clientId")?.or_else(|| env_get(env, "AZURE_CLIENT_ID").map(String::from)),
+            tenant_id: opt_string(o, "tenantId")?.or_else(|| env_get(env, "AZURE_TENANT_ID").map(String::from)),
+            client_secret: opt_string(o, "clientSecret")?.map(SecretString::new).or_else(|| secret_env("AZURE_CLIENT_SECRET")),
+            authority_host: env_get(env, "AZURE_AUTHORITY_HOST").map(String::from),
+            pod_identity_host: env_get(env, "AZURE_POD_IDENTITY_AUTHORITY_HOST").map(String::from),
+            allow_insecure_loopback,
+        };
 
         let (oun, oun_origin) = match opt_string(o, "oun")? {
             Some(v) => (v, "the oun option"),
@@ -377,6 +393,7 @@ impl Config {
             allowed_hosts,
             allow_insecure_loopback,
             identity,
+            retail_server_version: env_get(env, "MSDyn365Commerce_RSVERSION").map(String::from),
             vault_urls,
             policy,
             timeout_ms,
@@ -470,6 +487,14 @@ mod tests {
         assert_eq!((c.policy.refresh_after, c.policy.max_age, c.policy.max_entries, c.timeout_ms), (0.05, 0.2, 3, 50.0));
         assert!(!cfg(json!({"cache": false}), &[]).unwrap().policy.enabled);
         assert_eq!(cfg(json!({}), &[]).unwrap().policy, Policy::default());
+    }
+
+    #[test]
+    fn debug_of_a_config_shows_no_secret() {
+        let c = cfg(json!({"clientSecret": "SENTINEL-1", "clientId": "id"}), &[("IDENTITY_HEADER", "SENTINEL-2"), ("MSI_SECRET", "SENTINEL-3")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SENTINEL"), "{shown}");
+        assert!(shown.contains("\"id\""));
     }
 
     #[test]

@@ -87,11 +87,19 @@ pub struct SecretError {
     pub code: ErrorCode,
     pub message: String,
     pub status: Option<u16>,
+    /// A passing fault whatever the code (e.g. the identity endpoint refused the connection:
+    /// IDENTITY_UNAVAILABLE, but as transient as a 5xx): stale values may be served.
+    pub transient: bool,
 }
 
 impl SecretError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        SecretError { code, message: message.into(), status: None }
+        SecretError { code, message: message.into(), status: None, transient: false }
+    }
+
+    /// Whether a last good value may be served instead of this error.
+    pub fn allows_stale(&self) -> bool {
+        self.code.allows_stale() || (self.transient && !self.code.drops_entry())
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

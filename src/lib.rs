@@ -6,6 +6,8 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod http;
+pub mod identity;
 pub mod secret;
 pub mod source;
 
@@ -17,11 +19,14 @@ use napi_derive::napi;
 use secret::Secret;
 use source::local::LocalSource;
 use source::memory::MemorySource;
+use source::retail_server::{self as retail, RetailServerSource};
 use source::{validate_key, Source, Unconfigured};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use http::{HostPolicy, Http};
+use identity::TokenCache;
 use std::time::{Duration, Instant};
 
 /// One answer, as data. `code` is set on failure (then `value` is absent).
@@ -71,10 +76,20 @@ pub struct NativeDescription {
     pub oun_origin: String,
     pub allowed_hosts: Vec<String>,
     pub allow_insecure_loopback: bool,
+    /// The identity setting ('auto', ...) and the provider it resolved to.
     pub identity: String,
+    pub identity_provider: Option<String>,
     pub vault_urls: Vec<String>,
     pub timeout_ms: f64,
     pub cache_enabled: bool,
+}
+
+/// Whether a token can be had (for `doctor`); never the token.
+#[napi(object)]
+pub struct NativeTokenCheck {
+    pub ok: bool,
+    pub code: Option<String>,
+    pub message: String,
 }
 
 #[napi(object)]
@@ -103,6 +118,8 @@ struct Manager {
     closed: AtomicBool,
     local: Option<Arc<LocalSource>>,
     memory: Option<Arc<MemorySource>>,
+    /// The HTTP layer and token cache of the remote sources.
+    remote: Option<(Arc<Http>, Arc<TokenCache>)>,
 }
 
 fn error_reply(err: &SecretError, expires_on: f64) -> NativeReply {
@@ -167,6 +184,7 @@ impl Manager {
     fn new(config: Config) -> Manager {
         let mut local = None;
         let mut memory = None;
+        let mut remote = None;
         let source: Arc<dyn Source> = match (&config.not_configured, config.source) {
             (Some(reason), kind) => Arc::new(Unconfigured { kind, reason: reason.clone() }),
             (None, SourceKind::Local) => {
@@ -179,7 +197,18 @@ impl Manager {
                 memory = Some(m.clone());
                 m
             }
-            (None, kind @ (SourceKind::RetailServer | SourceKind::KeyVault)) => Arc::new(Unconfigured {
+            (None, SourceKind::RetailServer) => {
+                let http = Arc::new(Http::new(HostPolicy::new(&config.allowed_hosts, config.allow_insecure_loopback)));
+                let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
+                remote = Some((http.clone(), tokens.clone()));
+                Arc::new(RetailServerSource {
+                    http,
+                    tokens,
+                    oun: config.oun.clone(),
+                    version_problem: retail::version_problem(config.retail_server_version.as_deref()),
+                })
+            }
+            (None, kind @ SourceKind::KeyVault) => Arc::new(Unconfigured {
                 kind,
                 reason: format!(
                     "the {} source is not available in this version of commerce-secret-manager; \
@@ -197,6 +226,7 @@ impl Manager {
             closed: AtomicBool::new(false),
             local,
             memory,
+            remote,
         }
     }
 
@@ -242,7 +272,8 @@ impl Manager {
             .fetch(&ck, mode, move || {
                 let k = key.clone();
                 Box::pin(async move {
-                    match tokio::time::timeout(timeout, source.fetch(key, url)).await {
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await {
                         Ok(r) => r,
                         Err(_) => Err(SecretError::new(
                             ErrorCode::Timeout,
@@ -355,11 +386,42 @@ impl NativeManager {
                 .chain(c.allowed_hosts.iter().cloned())
                 .collect(),
             allow_insecure_loopback: c.allow_insecure_loopback,
-            identity: c.identity.clone(),
+            identity: c.identity.choice.clone(),
+            identity_provider: self.inner.remote.as_ref().map(|(_, t)| t.describe()),
             vault_urls: c.vault_urls.clone(),
             timeout_ms: c.timeout_ms,
             cache_enabled: c.policy.enabled,
         }
+    }
+
+    /// Whether a token for the remote source can be had now (for `doctor`); never the token.
+    #[napi(ts_return_type = "Promise<NativeTokenCheck>")]
+    pub fn check_token<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeTokenCheck>> {
+        let inner = self.inner.clone();
+        env.spawn_future(async move {
+            let Some((http, tokens)) = inner.remote.clone() else {
+                return Ok(NativeTokenCheck { ok: false, code: None, message: "this source uses no token".into() });
+            };
+            let deadline = tokio::time::Instant::now() + inner.timeout;
+            Ok(match tokens.get(&http, retail::RESOURCE, None, deadline, None).await {
+                Ok(t) => NativeTokenCheck {
+                    ok: true,
+                    code: None,
+                    message: format!(
+                        "a token for {} was obtained; it expires in {} s",
+                        retail::RESOURCE,
+                        (t.expires_at - cache::Clock::now(&cache::SystemClock)).round()
+                    ),
+                },
+                Err(e) => NativeTokenCheck { ok: false, code: Some(e.code.as_str().to_owned()), message: e.message },
+            })
+        })
+    }
+
+    /// Token requests made so far by the remote source (tests count them).
+    #[napi]
+    pub fn token_requests(&self) -> f64 {
+        self.inner.remote.as_ref().map(|(_, t)| t.requests() as f64).unwrap_or(0.0)
     }
 
     /// Every key of the local secrets file (for `validate`); names only.

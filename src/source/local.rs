@@ -224,7 +224,7 @@ impl Source for LocalSource {
         Some(self.read(key))
     }
 
-    fn fetch(self: Arc<Self>, key: String, _url: String) -> FetchFuture {
+    fn fetch(self: Arc<Self>, key: String, _url: String, _deadline: tokio::time::Instant) -> FetchFuture {
         Box::pin(async move { self.read(&key) })
     }
 }

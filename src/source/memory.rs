@@ -85,7 +85,7 @@ impl Source for MemorySource {
         SourceKind::Memory
     }
 
-    fn fetch(self: Arc<Self>, key: String, _url: String) -> FetchFuture {
+    fn fetch(self: Arc<Self>, key: String, _url: String, _deadline: tokio::time::Instant) -> FetchFuture {
         Box::pin(async move {
             let delay = self.state.read().ok().and_then(|s| s.delay);
             if let Some(d) = delay {
@@ -100,16 +100,20 @@ impl Source for MemorySource {
 mod tests {
     use super::*;
 
+    fn far() -> tokio::time::Instant {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(60)
+    }
+
     #[tokio::test]
     async fn reads_values_and_faults() {
         let m = Arc::new(MemorySource::new(vec![("a".into(), "1".into())]));
-        assert_eq!(m.clone().fetch("a".into(), String::new()).await.unwrap().value.expose(), "1");
-        assert_eq!(m.clone().fetch("b".into(), String::new()).await.unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(m.clone().fetch("a".into(), String::new(), far()).await.unwrap().value.expose(), "1");
+        assert_eq!(m.clone().fetch("b".into(), String::new(), far()).await.unwrap_err().code, ErrorCode::NotFound);
         m.set_fault("a", Some(ErrorCode::Unavailable));
-        assert_eq!(m.clone().fetch("a".into(), String::new()).await.unwrap_err().code, ErrorCode::Unavailable);
+        assert_eq!(m.clone().fetch("a".into(), String::new(), far()).await.unwrap_err().code, ErrorCode::Unavailable);
         m.set_fault("a", None);
         m.set_value("a", Some("2".into()));
-        assert_eq!(m.clone().fetch("a".into(), String::new()).await.unwrap().value.expose(), "2");
+        assert_eq!(m.clone().fetch("a".into(), String::new(), far()).await.unwrap().value.expose(), "2");
         assert_eq!(m.reads(), 4);
     }
 }

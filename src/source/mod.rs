@@ -2,12 +2,14 @@
 
 pub mod local;
 pub mod memory;
+pub mod retail_server;
 
 use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::Secret;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 pub const MAX_KEY_CHARS: usize = 256;
 
@@ -25,8 +27,8 @@ pub trait Source: Send + Sync {
         None
     }
 
-    /// Ask the store. Runs on the runtime, under the call's deadline.
-    fn fetch(self: Arc<Self>, key: String, url: String) -> FetchFuture;
+    /// Ask the store. Runs on the runtime; `deadline` is the call's (retries must fit in it).
+    fn fetch(self: Arc<Self>, key: String, url: String, deadline: Instant) -> FetchFuture;
 }
 
 /// A source that cannot answer: every call gets NOT_CONFIGURED with the reason.
@@ -50,7 +52,7 @@ impl Source for Unconfigured {
         Some(Err(self.error(key)))
     }
 
-    fn fetch(self: Arc<Self>, key: String, _url: String) -> FetchFuture {
+    fn fetch(self: Arc<Self>, key: String, _url: String, _deadline: Instant) -> FetchFuture {
         Box::pin(async move { Err(self.error(&key)) })
     }
 }

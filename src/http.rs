@@ -1,0 +1,395 @@
+//! One HTTP layer for every remote source and identity provider.
+//!
+//! - a connect timeout and the call's overall deadline (retries included);
+//! - retries of connection errors, 5xx and 429 with exponential backoff and full jitter, at
+//!   most `MAX_ATTEMPTS`, honouring `Retry-After`, `retry-after-ms` and `x-ms-retry-after-ms`
+//!   when the wait fits in the deadline;
+//! - a response size cap; redirects never followed (a 3xx is the caller's BAD_RESPONSE);
+//! - a bearer token only to an allowed https host (plain http only to loopback, and only when
+//!   the caller opted in), never to a url with user info: checked here, so no source can
+//!   forget it. A refused url gets HOST_NOT_ALLOWED and no request at all.
+//! Errors are described in our own words: reqwest's text is never passed on.
+
+use crate::config::DEFAULT_TOKEN_HOSTS;
+use crate::error::{ErrorCode, SecretError};
+use crate::secret::SecretString;
+use once_cell::sync::Lazy;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::Method;
+use std::time::Duration;
+use tokio::time::Instant;
+use url::{Host, Url};
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_ATTEMPTS: u32 = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(4);
+
+/// Which hosts may receive a bearer token.
+#[derive(Clone, Debug)]
+pub struct HostPolicy {
+    patterns: Vec<String>,
+    allow_insecure_loopback: bool,
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(a)) => a.is_loopback(),
+        Some(Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+impl HostPolicy {
+    pub fn new(extra: &[String], allow_insecure_loopback: bool) -> Self {
+        let patterns = DEFAULT_TOKEN_HOSTS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|h| h.to_ascii_lowercase()))
+            .collect();
+        HostPolicy { patterns, allow_insecure_loopback }
+    }
+
+    pub fn allow_insecure_loopback(&self) -> bool {
+        self.allow_insecure_loopback
+    }
+
+    /// `*.domain` matches any host below `domain` (not `domain` itself); anything else exactly.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.patterns.iter().any(|p| match p.strip_prefix("*.") {
+            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.'),
+            None => host == *p,
+        })
+    }
+
+    /// Why `url` may not receive a bearer token, or Ok.
+    pub fn check_token_url(&self, url: &Url) -> Result<(), String> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the url carries user info".into());
+        }
+        if self.allow_insecure_loopback && is_loopback(url) && matches!(url.scheme(), "http" | "https") {
+            return Ok(());
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(url) => {
+                return Err("plain http is allowed only to loopback, with allowInsecureLoopback".into())
+            }
+            "http" => return Err("a token is sent only over https".into()),
+            other => return Err(format!("the scheme '{other}' is not https")),
+        }
+        let host = match url.host() {
+            Some(Host::Domain(d)) => d.to_owned(),
+            Some(Host::Ipv4(a)) => a.to_string(),
+            Some(Host::Ipv6(a)) => a.to_string(),
+            None => return Err("the url has no host".into()),
+        };
+        if self.host_allowed(&host) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the host '{host}' may not receive a token (allowed: {}; add it to allowedHosts)",
+                self.patterns.join(", ")
+            ))
+        }
+    }
+}
+
+/// One request. Secrets go in `bearer` or in `secret_headers` (marked sensitive).
+pub struct Call<'a> {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(&'static str, String)>,
+    pub secret_headers: Vec<(&'static str, &'a SecretString)>,
+    pub bearer: Option<&'a SecretString>,
+    pub form: Option<String>,
+    /// Statuses retried besides 429 and 5xx (IMDS: 404, 410).
+    pub retry_statuses: &'static [u16],
+    pub max_attempts: u32,
+}
+
+impl<'a> Call<'a> {
+    pub fn get(url: Url) -> Self {
+        Call {
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            secret_headers: Vec::new(),
+            bearer: None,
+            form: None,
+            retry_statuses: &[],
+            max_attempts: MAX_ATTEMPTS,
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why an attempt failed before a status was read.
+enum Fault {
+    /// Connection refused/reset, DNS, a body cut short: worth another attempt.
+    Transport(String),
+    TooLarge,
+    Timeout,
+    Build(String),
+}
+
+static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        // No proxy: the identity endpoints are plain http on loopback or link-local, and a
+        // proxy taken from the environment would see their secret headers.
+        .no_proxy()
+        .user_agent(concat!("commerce-secret-manager/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|_| "the HTTP client could not be built".to_owned())
+});
+
+#[derive(Clone, Debug)]
+pub struct Http {
+    pub policy: HostPolicy,
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    // Walk the source chain for an io error kind: the only part worth telling, and safe.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return format!("{:?}", io.kind()).to_lowercase().replace('_', " ");
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        "connection failed".into()
+    } else if e.is_body() || e.is_decode() {
+        "the reply was cut short".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+fn origin(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "(no host)".into(),
+    }
+}
+
+/// The server's requested wait: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After` seconds.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    if let Some(ms) = num("retry-after-ms").or_else(|| num("x-ms-retry-after-ms")) {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    num("retry-after").map(Duration::from_secs_f64)
+}
+
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Full jitter: a random wait in [0, min(cap, base * 2^(attempt-1))].
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << (attempt - 1).min(10)).min(BACKOFF_CAP);
+    ceiling.mul_f64(jitter_fraction())
+}
+
+impl Http {
+    pub fn new(policy: HostPolicy) -> Self {
+        Http { policy }
+    }
+
+    async fn attempt(client: &reqwest::Client, call: &Call<'_>, remaining: Duration) -> Result<Reply, Fault> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &call.headers {
+            let v = HeaderValue::from_str(value).map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
+            headers.insert(HeaderName::from_static(name), v);
+        }
+        for (name, value) in &call.secret_headers {
+            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
+            v.set_sensitive(true);
+            headers.insert(HeaderName::from_static(name), v);
+        }
+        if let Some(token) = call.bearer {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| Fault::Build("the token is not a valid header value".into()))?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        let mut req = client.request(call.method.clone(), call.url.clone()).headers(headers).timeout(remaining);
+        if let Some(form) = &call.form {
+            req = req.header("content-type", "application/x-www-form-urlencoded").body(form.clone());
+        }
+        let mut resp = req.send().await.map_err(|e| if e.is_timeout() { Fault::Timeout } else { Fault::Transport(describe_transport(&e)) })?;
+        if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(Fault::TooLarge);
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(Fault::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(Fault::Timeout),
+                Err(e) => return Err(Fault::Transport(describe_transport(&e))),
+            }
+        }
+        Ok(Reply { status, headers, body })
+    }
+
+    /// Send `call`, retrying as the module says, until `deadline`. `what` names the call in
+    /// messages ("secret 'k' from Retail Server"). A non-2xx status that is not retried, or
+    /// still failing after the last attempt, comes back as a `Reply` for the caller to map.
+    pub async fn send(&self, call: &Call<'_>, deadline: Instant, what: &str) -> Result<Reply, SecretError> {
+        if call.bearer.is_some() {
+            self.policy
+                .check_token_url(&call.url)
+                .map_err(|why| SecretError::new(ErrorCode::HostNotAllowed, format!("{what}: {why}; nothing was sent")))?;
+        }
+        let client = CLIENT.as_ref().map_err(|m| SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}")))?;
+        let place = origin(&call.url);
+        let timeout = || SecretError::new(ErrorCode::Timeout, format!("{what}: no answer from {place} before the deadline"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timeout());
+            }
+            let outcome = match tokio::time::timeout_at(deadline, Http::attempt(client, call, deadline - now)).await {
+                Err(_) => return Err(timeout()),
+                Ok(o) => o,
+            };
+            let (retry, wait, last) = match outcome {
+                Err(Fault::Timeout) => return Err(timeout()),
+                Err(Fault::TooLarge) => {
+                    return Err(SecretError::new(
+                        ErrorCode::BadResponse,
+                        format!("{what}: the reply from {place} is larger than {} KiB", MAX_BODY_BYTES / 1024),
+                    ))
+                }
+                Err(Fault::Build(m)) => return Err(SecretError::new(ErrorCode::InvalidArgument, format!("{what}: {m}"))),
+                Err(Fault::Transport(m)) => {
+                    let err = SecretError::new(ErrorCode::Unavailable, format!("{what}: {place}: {m}"));
+                    (true, None, Err(err))
+                }
+                Ok(reply) => {
+                    let retryable =
+                        reply.status == 429 || reply.status >= 500 || call.retry_statuses.contains(&reply.status);
+                    (retryable, retry_after(&reply.headers), Ok(reply))
+                }
+            };
+            if !retry || attempt >= call.max_attempts {
+                return last;
+            }
+            let wait = wait.unwrap_or_else(|| backoff(attempt));
+            if Instant::now() + wait >= deadline {
+                // The wait the server asks for does not fit: answer now rather than time out.
+                return last;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn token_hosts() {
+        let p = HostPolicy::new(&["api.contoso.com".into(), "*.contoso.net".into()], false);
+        for ok in [
+            "https://scu1.commerce.dynamics.com/",
+            "https://a.b.commerce.dynamics.com/x",
+            "https://myvault.vault.azure.net",
+            "https://MyVault.Vault.Azure.Net",
+            "https://v.vault.azure.cn",
+            "https://v.vault.usgovcloudapi.net",
+            "https://api.contoso.com/",
+            "https://x.contoso.net/",
+        ] {
+            assert!(p.check_token_url(&url(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://commerce.dynamics.com/",
+            "https://evilcommerce.dynamics.com.attacker.io/",
+            "https://commerce.dynamics.com.attacker.io/",
+            "https://xcommerce.dynamics.com/",
+            "http://scu1.commerce.dynamics.com/",
+            "https://user:pw@scu1.commerce.dynamics.com/",
+            "https://user@scu1.commerce.dynamics.com/",
+            "ftp://scu1.commerce.dynamics.com/",
+            "https://10.0.0.1/",
+            "http://127.0.0.1:8080/",
+            "https://contoso.net/",
+            "https://api.contoso.com.evil/",
+        ] {
+            assert!(p.check_token_url(&url(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_only_when_opted_in() {
+        let strict = HostPolicy::new(&[], false);
+        let loose = HostPolicy::new(&[], true);
+        for u in ["http://127.0.0.1:1/", "http://127.8.9.10/", "http://localhost:3/", "http://[::1]:4/", "https://127.0.0.1/"] {
+            assert!(strict.check_token_url(&url(u)).is_err(), "{u}");
+            assert!(loose.check_token_url(&url(u)).is_ok(), "{u}");
+        }
+        assert!(loose.check_token_url(&url("http://10.0.0.1/")).is_err());
+        assert!(loose.check_token_url(&url("http://u:p@127.0.0.1/")).is_err());
+        assert!(loose.check_token_url(&url("http://example.com/")).is_err());
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("x-ms-retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        h.insert("retry-after-ms", HeaderValue::from_static("50"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(50)));
+        let mut bad = HeaderMap::new();
+        bad.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&bad), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempt in 1..40 {
+            assert!(backoff(attempt) <= BACKOFF_CAP);
+        }
+    }
+}
