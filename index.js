@@ -291,7 +291,12 @@ class SecretManager {
 
   // For the CLI (doctor, validate): the resolved configuration and the local file's keys.
   [INTERNALS]() {
-    return { describe: () => this.#native.describe(), localKeys: () => this.#native.localKeys() }
+    return {
+      describe: () => this.#native.describe(),
+      localKeys: () => this.#native.localKeys(),
+      checkToken: () => this.#native.checkToken(),
+      tokenRequests: () => this.#native.tokenRequests(),
+    }
   }
 
   // Test hooks of the memory source; not part of the public API.

@@ -298,3 +298,52 @@ test('no token, identity header or value in any error, event or inspect', async 
     expect(shown).not.toMatch(/SENTINEL/)
   }
 })
+
+describe('the command line in retail-server mode', () => {
+  const path = require('node:path')
+  const { spawn } = require('node:child_process')
+  const cli = path.join(__dirname, '..', 'bin', 'cli.js')
+
+  // Async spawn: the fakes run in this process, so it must not block.
+  function run(args) {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [cli, ...args], {
+        env: { PATH: process.env.PATH, IDENTITY_ENDPOINT: identity.endpoint, IDENTITY_HEADER: 'SENTINEL-IDENTITY-HEADER' },
+      })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      const timer = setTimeout(() => child.kill(), 15000)
+      child.on('close', (code) => {
+        clearTimeout(timer)
+        resolve({ code, out, err })
+      })
+    })
+  }
+
+  test('validate --url prints Validation successful per key, or the error', async () => {
+    const r = await run(['validate', 'paymentKey', 'missing', '--url', rs.url, '--allow-insecure-loopback'])
+    expect(r.out).toMatch(/^paymentKey: Validation successful\nmissing: NOT_FOUND secret 'missing' was not found by Retail Server/)
+    expect(r.code).toBe(1)
+    expect(r.out + r.err).not.toMatch(/SENTINEL/)
+  })
+
+  test('doctor reports the identity it found and whether a token can be had, never the token', async () => {
+    const r = await run(['doctor', '--allow-insecure-loopback'])
+    expect(r.out).toMatch(/^source: retail-server\n  why: retail-server: an App Service managed identity is present/)
+    expect(r.out).toMatch(/identity: auto -> app-service \(IDENTITY_ENDPOINT http:\/\/127\.0\.0\.1:\d+\/msi\/token\/\)/)
+    expect(r.out).toMatch(/token: a token for https:\/\/commerce\.dynamics\.com was obtained; it expires in \d+ s \(not shown\)/)
+    expect(r.out).toMatch(/identity variables set: IDENTITY_ENDPOINT, IDENTITY_HEADER \(values not shown\)/)
+    expect(r.out).toMatch(/oun: 128 \(from the platform default\)/)
+    expect(r.out + r.err).not.toMatch(/SENTINEL/)
+    expect(r.code).toBe(0)
+  })
+
+  test('doctor says when no token can be had', async () => {
+    identity.setDefault({ status: 500, body: { error: 'boom' } })
+    const r = await run(['doctor', '--allow-insecure-loopback'])
+    expect(r.out).toMatch(/token: cannot be had: IDENTITY_UNAVAILABLE/)
+    expect(r.code).toBe(1)
+  })
+})

@@ -26,6 +26,8 @@ Options (every command):
   --vault-url U       a Key Vault url (repeat for a second vault)
   --oun N             the operating unit number sent to Retail Server
   --url URL           the base Retail Server url (default: '')
+  --allow-insecure-loopback
+                      let a token go over http to loopback (local fakes, tests)
   --json              get: print the whole ISecretValue as JSON
   -h, --help          this text
 
@@ -53,6 +55,9 @@ function parse(argv) {
         break
       case '--json':
         out.json = true
+        break
+      case '--allow-insecure-loopback':
+        out.options.allowInsecureLoopback = true
         break
       case '--url':
         out.url = take()
@@ -162,8 +167,9 @@ const IDENTITY_VARS = [
   'AZURE_AUTHORITY_HOST',
 ]
 
-function doctor(manager) {
-  const d = manager[INTERNALS]().describe()
+async function doctor(manager) {
+  const internals = manager[INTERNALS]()
+  const d = internals.describe()
   let faults = 0
   say(`source: ${d.source}${d.configured ? '' : ' (not configured)'}`)
   say(`  why: ${d.reason}`)
@@ -184,7 +190,15 @@ function doctor(manager) {
   }
   const present = IDENTITY_VARS.filter((v) => typeof process.env[v] === 'string' && process.env[v] !== '')
   say(`identity variables set: ${present.length > 0 ? present.join(', ') : 'none'} (values not shown)`)
-  say(`identity: ${d.identity}`)
+  say(`identity: ${d.identity}${d.identityProvider ? ` -> ${d.identityProvider}` : ''}`)
+  if (d.identityProvider && d.configured) {
+    const check = await internals.checkToken()
+    if (check.ok) say(`token: ${check.message} (not shown)`)
+    else {
+      say(`token: cannot be had: ${check.code} ${check.message}`)
+      faults++
+    }
+  }
   say(`hosts allowed to receive a token: ${d.allowedHosts.join(', ')}${d.allowInsecureLoopback ? ', loopback over http' : ''}`)
   if (d.source === 'retail-server') say(`oun: ${d.oun} (from ${d.ounOrigin})`)
   if (d.vaultUrls.length > 0) say(`vaults: ${d.vaultUrls.join(', ')}`)
@@ -219,7 +233,7 @@ async function main(argv) {
   try {
     if (args.command === 'get') return await get(manager, args)
     if (args.command === 'validate') return await validate(manager, args)
-    return doctor(manager)
+    return await doctor(manager)
   } catch (e) {
     if (e instanceof Usage) {
       complain(`${e.message}\n\n${HELP}`)
