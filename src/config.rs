@@ -5,7 +5,9 @@
 //! itself: Jest gives each test file its own copy of `process.env`, and tests set it freely.
 
 use crate::cache::Policy;
+use crate::http::HostPolicy;
 use crate::identity::IdentitySettings;
+use url::Url;
 use crate::secret::SecretString;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -304,19 +306,23 @@ impl Config {
         if vault_urls.len() > 2 {
             return Err(format!("option `vaultUrls` takes one or two vaults (got {})", vault_urls.len()));
         }
-        for u in &vault_urls {
-            let lower = u.to_ascii_lowercase();
-            if !(lower.starts_with("https://") || (allow_insecure_loopback && lower.starts_with("http://"))) {
-                return Err(format!("option `vaultUrls`: '{}' is not an https url", u.escape_debug()));
-            }
-        }
-
         let allowed_hosts = opt_string_list(o, "allowedHosts")?.unwrap_or_default();
         for h in &allowed_hosts {
             let bare = h.strip_prefix("*.").unwrap_or(h);
             if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
                 return Err(format!("option `allowedHosts`: '{}' is not a host name (use 'host' or '*.domain')", h.escape_debug()));
             }
+        }
+
+        // A vault receives tokens: https, a Key Vault cloud or an allowed host, nothing else.
+        let token_hosts = HostPolicy::new(&allowed_hosts, allow_insecure_loopback);
+        for u in &vault_urls {
+            let shown = u.escape_debug();
+            let parsed = Url::parse(u).map_err(|_| format!("option `vaultUrls`: '{shown}' is not an absolute url"))?;
+            if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(format!("option `vaultUrls`: '{shown}' must be just the vault's address, e.g. https://myvault.vault.azure.net"));
+            }
+            token_hosts.check_token_url(&parsed).map_err(|why| format!("option `vaultUrls`: '{shown}': {why}"))?;
         }
 
         let identity = opt_string(o, "identity")?.unwrap_or_else(|| "auto".into());
@@ -468,6 +474,9 @@ mod tests {
             (json!({"cache": 5}), "`cache` must be false or an object"),
             (json!({"vaultUrls": ["a", "b", "c"]}), "one or two"),
             (json!({"vaultUrls": ["http://v.vault.azure.net"]}), "https"),
+            (json!({"vaultUrls": ["https://v.example.com"]}), "may not receive a token"),
+            (json!({"vaultUrls": ["https://v.vault.azure.net/secrets/x"]}), "just the vault's address"),
+            (json!({"vaultUrls": ["not a url"]}), "not an absolute url"),
             (json!({"vaultUrls": "https://x"}), "`vaultUrls` must be an array"),
             (json!({"allowedHosts": ["https://x/"]}), "`allowedHosts`"),
             (json!({"identity": "magic"}), "`identity`"),

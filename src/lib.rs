@@ -19,6 +19,7 @@ use napi_derive::napi;
 use secret::Secret;
 use source::local::LocalSource;
 use source::memory::MemorySource;
+use source::key_vault::{KeyVaultSource, Vault};
 use source::retail_server::{self as retail, RetailServerSource};
 use source::{validate_key, Source, Unconfigured};
 use std::collections::HashMap;
@@ -208,14 +209,18 @@ impl Manager {
                     version_problem: retail::version_problem(config.retail_server_version.as_deref()),
                 })
             }
-            (None, kind @ SourceKind::KeyVault) => Arc::new(Unconfigured {
-                kind,
-                reason: format!(
-                    "the {} source is not available in this version of commerce-secret-manager; \
-                     use source 'local' (a secrets.json file) or 'memory' for now",
-                    kind.as_str()
-                ),
+            (None, SourceKind::KeyVault) if config.vault_urls.is_empty() => Arc::new(Unconfigured {
+                kind: SourceKind::KeyVault,
+                reason: "no vault: set the vaultUrls option or COMMERCE_SECRETS_VAULT_URLS".into(),
             }),
+            (None, SourceKind::KeyVault) => {
+                let http = Arc::new(Http::new(HostPolicy::new(&config.allowed_hosts, config.allow_insecure_loopback)));
+                let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
+                remote = Some((http.clone(), tokens.clone()));
+                // The urls were checked by the configuration; one that will not parse is skipped.
+                let vaults = config.vault_urls.iter().filter_map(|u| url::Url::parse(u).ok()).map(Vault::new).collect();
+                Arc::new(KeyVaultSource { http, tokens, vaults })
+            }
         };
         let timeout = Duration::from_secs_f64(config.timeout_ms / 1000.0);
         Manager {
@@ -241,6 +246,9 @@ impl Manager {
         }
         if self.closed.load(Ordering::Acquire) {
             return Some(Manager::closed_reply(key));
+        }
+        if let Err(e) = self.source.check_key(key) {
+            return Some(error_reply(&e, 0.0));
         }
         let result = self.source.read_now(key)?;
         let expires_on = if self.source.kind() == SourceKind::Local { LOCAL_EXPIRES_ON } else { 0.0 };
@@ -399,20 +407,12 @@ impl NativeManager {
     pub fn check_token<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeTokenCheck>> {
         let inner = self.inner.clone();
         env.spawn_future(async move {
-            let Some((http, tokens)) = inner.remote.clone() else {
+            let deadline = tokio::time::Instant::now() + inner.timeout;
+            let Some(probe) = inner.source.clone().probe(deadline) else {
                 return Ok(NativeTokenCheck { ok: false, code: None, message: "this source uses no token".into() });
             };
-            let deadline = tokio::time::Instant::now() + inner.timeout;
-            Ok(match tokens.get(&http, retail::RESOURCE, None, deadline, None).await {
-                Ok(t) => NativeTokenCheck {
-                    ok: true,
-                    code: None,
-                    message: format!(
-                        "a token for {} was obtained; it expires in {} s",
-                        retail::RESOURCE,
-                        (t.expires_at - cache::Clock::now(&cache::SystemClock)).round()
-                    ),
-                },
+            Ok(match probe.await {
+                Ok(message) => NativeTokenCheck { ok: true, code: None, message },
                 Err(e) => NativeTokenCheck { ok: false, code: Some(e.code.as_str().to_owned()), message: e.message },
             })
         })

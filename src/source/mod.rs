@@ -2,16 +2,22 @@
 
 pub mod local;
 pub mod memory;
+pub mod key_vault;
 pub mod retail_server;
 
 use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::Secret;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::time::Instant;
 
 pub const MAX_KEY_CHARS: usize = 256;
+
+/// What `doctor` learns from a source's probe: a sentence, never a secret.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<String, SecretError>> + Send>>;
 
 pub trait Source: Send + Sync {
     fn kind(&self) -> SourceKind;
@@ -24,6 +30,16 @@ pub trait Source: Send + Sync {
     /// Sources that already hold every value in this process answer here, synchronously,
     /// and are not cached (a cache would only add staleness). `None`: use `fetch`.
     fn read_now(&self, _key: &str) -> Option<Result<Secret, SecretError>> {
+        None
+    }
+
+    /// Source-specific key rules, checked before the cache (no request for a bad key).
+    fn check_key(&self, _key: &str) -> Result<(), SecretError> {
+        Ok(())
+    }
+
+    /// For `doctor`: whether this source can get a token now.
+    fn probe(self: Arc<Self>, _deadline: Instant) -> Option<ProbeFuture> {
         None
     }
 

@@ -5,7 +5,7 @@
 //! percent-encoded (the platform does neither). The url is checked before anything is sent,
 //! the token request included: a refused host gets HOST_NOT_ALLOWED and no request at all.
 
-use super::Source;
+use super::{ProbeFuture, Source};
 use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
@@ -170,6 +170,14 @@ impl Source for RetailServerSource {
 
     fn fetch(self: Arc<Self>, key: String, url: String, deadline: Instant) -> FetchFuture {
         Box::pin(async move { self.read(key, url, deadline).await })
+    }
+
+    fn probe(self: Arc<Self>, deadline: Instant) -> Option<ProbeFuture> {
+        Some(Box::pin(async move {
+            let t = self.tokens.get(&self.http, RESOURCE, None, deadline, None).await?;
+            let left = (t.expires_at - crate::cache::Clock::now(&crate::cache::SystemClock)).round();
+            Ok(format!("a token for {RESOURCE} was obtained; it expires in {left} s"))
+        }))
     }
 }
 
