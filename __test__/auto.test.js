@@ -36,13 +36,16 @@ test.each(['IDENTITY_ENDPOINT', 'MSI_ENDPOINT'])('%s picks retail-server', (vari
   expect(new SecretManager().source).toBe('retail-server')
 })
 
-test('COMMERCE_SECRETS_VAULT_URLS picks key-vault (NOT_CONFIGURED until that source lands)', async () => {
+test('COMMERCE_SECRETS_VAULT_URLS picks key-vault', () => {
+  // Only the choice: a call would go to the vault, and tests talk to loopback fakes only.
   process.env.COMMERCE_SECRETS_VAULT_URLS = 'https://a.vault.azure.net'
-  const m = new SecretManager()
-  expect(m.source).toBe('key-vault')
-  const r = await m.getSecretValue('k', URL)
+  expect(new SecretManager().source).toBe('key-vault')
+})
+
+test('source key-vault without a vault answers NOT_CONFIGURED saying how to name one', async () => {
+  const r = await new SecretManager({ source: 'key-vault' }).getSecretValue('k', URL)
   expect(r.error.code).toBe('NOT_CONFIGURED')
-  expect(r.error.message).toContain('key-vault')
+  expect(r.error.message).toMatch(/vaultUrls|COMMERCE_SECRETS_VAULT_URLS/)
 })
 
 test('a managed identity wins over vault urls', () => {

@@ -1,0 +1,257 @@
+'use strict'
+// Direct Key Vault against a loopback fake vault answering in the recorded shapes, with a
+// client-secret identity (a fake AAD on loopback). Nothing here leaves 127.0.0.1.
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const { SecretManager } = require('..')
+const { startServer } = require('./fakes/server')
+const { startAad, startVault, startIdentity } = require('./fakes/azure')
+
+const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID',
+  'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE']
+const now = () => Math.floor(Date.now() / 1000)
+let saved
+let aad
+let vault
+const open = []
+const closers = []
+
+beforeEach(async () => {
+  saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]))
+  for (const k of ENV) delete process.env[k]
+  aad = await startAad()
+  vault = await startVault({
+    'db-password': { value: 'SENTINEL-DB', versions: { '0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f': 'older-value' } },
+    disabled: { value: 'x', enabled: false },
+    expired: { value: 'x', exp: now() - 60 },
+    'not-yet': { value: 'x', nbf: now() + 3600 },
+    'expires-soon': { value: 'soon', exp: now() + 120 },
+  })
+  process.env.AZURE_AUTHORITY_HOST = aad.url
+  process.env.AZURE_CLIENT_ID = 'app-id'
+  process.env.AZURE_CLIENT_SECRET = 'SENTINEL-CLIENT-SECRET'
+})
+
+afterEach(async () => {
+  for (const m of open.splice(0)) await m.close()
+  for (const c of closers.splice(0)) await c.close()
+  await aad.close()
+  await vault.close()
+  for (const k of ENV) {
+    if (saved[k] === undefined) delete process.env[k]
+    else process.env[k] = saved[k]
+  }
+})
+
+function manager(options = {}) {
+  const events = []
+  const m = new SecretManager({ vaultUrls: [vault.url], allowInsecureLoopback: true, onEvent: (e) => events.push(e), ...options })
+  m.events = events
+  open.push(m)
+  return m
+}
+
+test('auto picks key-vault from vault urls; the challenge round trip: no token first, then the token', async () => {
+  process.env.COMMERCE_SECRETS_VAULT_URLS = vault.url
+  const m = new SecretManager({ allowInsecureLoopback: true })
+  open.push(m)
+  expect(m.source).toBe('key-vault')
+  const r = await m.getSecretValue('db-password', 'https://any.commerce.dynamics.com/')
+  expect(r.value).toBe('SENTINEL-DB')
+  expect(r.id).toBe(`${vault.url}secrets/db-password/c8057e1c0e694d29a73c363af8b51e92`)
+  expect(r.error).toBeUndefined()
+
+  expect(vault.requests).toHaveLength(2)
+  const [first, second] = vault.requests
+  expect(first.path).toBe('/secrets/db-password')
+  expect(first.query).toEqual({ 'api-version': '7.4' })
+  expect(first.headers.authorization).toBeUndefined()
+  expect(second.headers.authorization).toBe('Bearer SENTINEL-AAD-TOKEN-1')
+
+  expect(aad.requests).toHaveLength(1)
+  const t = aad.requests[0]
+  expect(t.method).toBe('POST')
+  expect(t.path).toBe('/tenant-from-challenge/oauth2/v2.0/token')
+  expect(Object.fromEntries(new URLSearchParams(t.body))).toMatchObject({
+    grant_type: 'client_credentials',
+    client_id: 'app-id',
+    scope: 'https://vault.azure.net/.default',
+  })
+
+  // The challenge is remembered: the next key goes straight with the token.
+  await m.getSecretValue('expires-soon', '')
+  expect(vault.requests).toHaveLength(3)
+  expect(vault.requests[2].headers.authorization).toBe('Bearer SENTINEL-AAD-TOKEN-1')
+})
+
+test('a pinned version, and the vault:/// form of a name', async () => {
+  const m = manager()
+  const old = await m.getSecretValue('db-password/0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f', '')
+  expect(old.value).toBe('older-value')
+  expect(old.id).toMatch(/\/secrets\/db-password\/0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f$/)
+  expect((await m.getSecretValue('vault:///db-password', '')).value).toBe('SENTINEL-DB')
+  expect(vault.requests.map((r) => r.path)).toContain('/secrets/db-password/0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f')
+})
+
+test.each([
+  ['not found', 'missing', 'NOT_FOUND', /SecretNotFound/],
+  ['disabled', 'disabled', 'FORBIDDEN', /Forbidden\/SecretDisabled/],
+  ['expired (exp in the past)', 'expired', 'FORBIDDEN', /expired/],
+  ['not yet valid (nbf in the future)', 'not-yet', 'FORBIDDEN', /not valid before/],
+])('%s: %s', async (_, key, code, pattern) => {
+  const r = await manager().getSecretValue(key, '')
+  expect(r.value).toBe('')
+  expect(r.error.code).toBe(code)
+  expect(r.error.message).toMatch(pattern)
+  expect(r.error.secretKey).toBe(key)
+})
+
+test('expiresOn is no later than the secret\'s exp', async () => {
+  const r = await manager().getSecretValue('expires-soon', '')
+  expect(r.value).toBe('soon')
+  expect(r.expiresOn).toBeLessThanOrEqual(vault.secrets['expires-soon'].exp)
+  expect(r.expiresOn).toBeGreaterThan(now())
+})
+
+test.each([
+  ['Retry-After', { 'retry-after': '1' }, 950],
+  ['retry-after-ms', { 'retry-after-ms': '300' }, 280],
+  ['x-ms-retry-after-ms', { 'x-ms-retry-after-ms': '300' }, 280],
+])('throttled with %s: the wait is honoured, then the value', async (_, headers, atLeast) => {
+  const m = manager()
+  await m.getSecretValue('expires-soon', '') // learn the challenge first
+  vault.queue({ status: 429, headers, body: { error: { code: 'Throttled', message: 'Request was not processed because too many requests were received.' } } })
+  const started = Date.now()
+  const r = await m.getSecretValue('db-password', '')
+  expect(r.value).toBe('SENTINEL-DB')
+  expect(Date.now() - started).toBeGreaterThanOrEqual(atLeast)
+})
+
+test('still throttled after retrying: THROTTLED', async () => {
+  const m = manager({ timeoutMs: 3000 })
+  await m.getSecretValue('expires-soon', '')
+  vault.setDefault({ status: 429, headers: { 'retry-after-ms': '50' }, body: { error: { code: 'Throttled', message: 'slow down' } } })
+  const r = await m.getSecretValue('db-password', '')
+  expect(r.error.code).toBe('THROTTLED')
+  expect(r.error.status).toBe(429)
+})
+
+test('the first vault failing and the second serving', async () => {
+  const first = await startServer({ status: 500, body: '' })
+  closers.push(first)
+  const m = manager({ vaultUrls: [first.url, vault.url], timeoutMs: 4000 })
+  const r = await m.getSecretValue('db-password', '')
+  expect(r.value).toBe('SENTINEL-DB')
+  expect(first.requests.length).toBeGreaterThan(0)
+})
+
+test('the second vault is asked when the first says NOT_FOUND', async () => {
+  const first = await startVault({})
+  closers.push(first)
+  const r = await manager({ vaultUrls: [first.url, vault.url] }).getSecretValue('db-password', '')
+  expect(r.value).toBe('SENTINEL-DB')
+})
+
+test('both failing: the error names both vaults', async () => {
+  const first = await startVault({})
+  closers.push(first)
+  const r = await manager({ vaultUrls: [first.url, vault.url] }).getSecretValue('missing', '')
+  expect(r.error.code).toBe('NOT_FOUND')
+  expect(r.error.message).toContain(first.url.slice(0, -1))
+  expect(r.error.message).toContain(vault.url.slice(0, -1))
+})
+
+test('a challenge for a foreign resource is refused: no token is requested or sent', async () => {
+  vault.resource = 'https://management.azure.com'
+  const r = await manager().getSecretValue('db-password', '')
+  expect(r.error.code).toBe('UNAUTHORIZED')
+  expect(r.error.message).toMatch(/management\.azure\.com.*not this vault's domain; no token was sent/)
+  expect(aad.requests).toHaveLength(0)
+  expect(vault.requests.every((q) => q.headers.authorization === undefined)).toBe(true)
+})
+
+test('1,000 concurrent cold calls: one challenge, one token request, one secret request', async () => {
+  const m = manager()
+  const all = await Promise.all(Array.from({ length: 1000 }, () => m.getSecretValue('db-password', '')))
+  expect(all.every((r) => r.value === 'SENTINEL-DB')).toBe(true)
+  expect(vault.requests.filter((q) => !q.headers.authorization)).toHaveLength(1)
+  expect(aad.requests).toHaveLength(1)
+  expect(vault.requests.filter((q) => q.headers.authorization)).toHaveLength(1)
+})
+
+test('a managed identity gets a token for the challenge\'s resource', async () => {
+  const identity = await startIdentity()
+  closers.push(identity)
+  process.env.IDENTITY_ENDPOINT = identity.endpoint
+  process.env.IDENTITY_HEADER = 'h'
+  const r = await manager({ source: 'key-vault' }).getSecretValue('db-password', '')
+  expect(r.value).toBe('SENTINEL-DB')
+  expect(identity.requests[0].query.resource).toBe('https://vault.azure.net')
+})
+
+test.each(['has space', 'under_score', 'a'.repeat(128), 'x/y/z', '../etc', 'ünicode'])(
+  'the name %p is INVALID_ARGUMENT before any request',
+  async (key) => {
+    const r = await manager().getSecretValue(key, '')
+    expect(r.error.code).toBe('INVALID_ARGUMENT')
+    expect(vault.requests).toHaveLength(0)
+  },
+)
+
+test.each([
+  [['https://a.vault.azure.net', 'https://b.vault.azure.net', 'https://c.vault.azure.net'], /one or two/],
+  [['not a url'], /not an absolute url/],
+  [['https://vault.example.com'], /may not receive a token/],
+  [['http://a.vault.azure.net'], /https/],
+  [['https://a.vault.azure.net/secrets/x'], /just the vault's address/],
+])('vaultUrls %p: a TypeError', (vaultUrls, pattern) => {
+  expect(() => new SecretManager({ vaultUrls })).toThrow(TypeError)
+  expect(() => new SecretManager({ vaultUrls })).toThrow(pattern)
+})
+
+test('no token, client secret or value in errors or events', async () => {
+  const m = manager()
+  await m.getSecretValue('db-password', '')
+  await m.getSecretValue('disabled', '')
+  vault.setDefault({ status: 401, body: '' })
+  m.invalidate()
+  const r = await m.getSecretValue('db-password', '')
+  expect(r.error.code).toBe('UNAUTHORIZED')
+  expect(JSON.stringify(m.events) + r.error.message + r.error.stack).not.toMatch(/SENTINEL/)
+})
+
+describe('the command line in key-vault mode', () => {
+  const cli = path.join(__dirname, '..', 'bin', 'cli.js')
+  function run(args) {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [cli, ...args], {
+        env: { PATH: process.env.PATH, AZURE_AUTHORITY_HOST: aad.url, AZURE_CLIENT_ID: 'app-id', AZURE_CLIENT_SECRET: 'SENTINEL-CLIENT-SECRET' },
+      })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      const timer = setTimeout(() => child.kill(), 15000)
+      child.on('close', (code) => {
+        clearTimeout(timer)
+        resolve({ code, out, err })
+      })
+    })
+  }
+
+  test('validate prints Validation successful per key, like headquarters\' Validate button', async () => {
+    const r = await run(['validate', 'db-password', 'disabled', '--vault-url', vault.url, '--allow-insecure-loopback'])
+    expect(r.out).toMatch(/^db-password: Validation successful\ndisabled: FORBIDDEN /)
+    expect(r.code).toBe(1)
+    expect(r.out + r.err).not.toMatch(/SENTINEL/)
+  })
+
+  test('doctor reports the vaults, the challenge tenant and whether a token can be had', async () => {
+    const r = await run(['doctor', '--vault-url', vault.url, '--allow-insecure-loopback'])
+    expect(r.out).toMatch(/^source: key-vault\n  why: key-vault: vault urls are set/)
+    expect(r.out).toContain(`vaults: ${vault.url}`)
+    expect(r.out).toMatch(/challenge tenant tenant-from-challenge, resource https:\/\/vault\.azure\.net; a token was obtained/)
+    expect(r.out + r.err).not.toMatch(/SENTINEL/)
+    expect(r.code).toBe(0)
+  })
+})
