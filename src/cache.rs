@@ -95,7 +95,10 @@ pub enum Event {
 
 #[derive(Clone, Debug)]
 pub enum Answer {
-    Value { secret: Arc<Secret>, expires_at: f64 },
+    Value {
+        secret: Arc<Secret>,
+        expires_at: f64,
+    },
     Error(SecretError),
 }
 
@@ -114,11 +117,23 @@ pub struct Reply {
 
 impl Reply {
     fn value(secret: Arc<Secret>, expires_at: f64, event: Event) -> Self {
-        Reply { answer: Answer::Value { secret, expires_at }, event, code: None, refresh: false, fresh_until: 0.0 }
+        Reply {
+            answer: Answer::Value { secret, expires_at },
+            event,
+            code: None,
+            refresh: false,
+            fresh_until: 0.0,
+        }
     }
 
     fn error(err: SecretError) -> Self {
-        Reply { answer: Answer::Error(err), event: Event::Error, code: None, refresh: false, fresh_until: 0.0 }
+        Reply {
+            answer: Answer::Error(err),
+            event: Event::Error,
+            code: None,
+            refresh: false,
+            fresh_until: 0.0,
+        }
     }
 }
 
@@ -134,7 +149,11 @@ pub struct Stats {
 }
 
 fn copy_of(value: &SecretString, id: &Option<Box<Box<str>>>) -> Arc<Secret> {
-    Arc::new(Secret { value: SecretString::new(value.expose().to_owned()), id: id.as_deref().cloned(), expires_at: None })
+    Arc::new(Secret {
+        value: SecretString::new(value.expose().to_owned()),
+        id: id.as_deref().cloned(),
+        expires_at: None,
+    })
 }
 
 /// The separator between url and key in a composite key. Keys cannot contain control
@@ -159,7 +178,10 @@ enum Cached {
     /// out a copy (which the caller wipes when done with it).
     /// `id` is a thin pointer: most stores send none, and it keeps `Entry` at 56 bytes
     /// (with the LRU node, one 96-byte allocation instead of 112).
-    Good { value: SecretString, id: Option<Box<Box<str>>> },
+    Good {
+        value: SecretString,
+        id: Option<Box<Box<str>>>,
+    },
     /// Boxed: rare, and it would double the size of every entry.
     Missing(Box<SecretError>),
 }
@@ -220,7 +242,11 @@ impl Cache {
         Cache::with_clock(policy, Arc::new(SystemClock), Box::new(default_jitter))
     }
 
-    pub fn with_clock(policy: Policy, clock: Arc<dyn Clock>, jitter: Box<dyn Fn() -> f64 + Send + Sync>) -> Self {
+    pub fn with_clock(
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        jitter: Box<dyn Fn() -> f64 + Send + Sync>,
+    ) -> Self {
         Cache {
             policy,
             clock,
@@ -247,7 +273,10 @@ impl Cache {
     }
 
     fn closed_error(key: &str) -> SecretError {
-        SecretError::new(ErrorCode::Closed, format!("secret '{key}': the secret manager was closed"))
+        SecretError::new(
+            ErrorCode::Closed,
+            format!("secret '{key}': the secret manager was closed"),
+        )
     }
 
     /// The synchronous hit path: an answer from the cache, or `None` when the caller must
@@ -272,9 +301,11 @@ impl Cache {
         let in_flight = g.flights.contains_key(key);
         let entry = g.entries.get_mut(key)?;
         let reply = match &entry.value {
-            Cached::Missing(err) if now < entry.expires_at => {
-                Some(Reply { event: Event::Hit, fresh_until: entry.expires_at, ..Reply::error((**err).clone()) })
-            }
+            Cached::Missing(err) if now < entry.expires_at => Some(Reply {
+                event: Event::Hit,
+                fresh_until: entry.expires_at,
+                ..Reply::error((**err).clone())
+            }),
             Cached::Missing(_) => None,
             Cached::Good { .. } if now >= entry.expires_at + self.policy.stale_if_error => None,
             Cached::Good { value, id } if now < entry.expires_at => {
@@ -291,7 +322,8 @@ impl Cache {
                 // Expired, and the store was failing at the last attempt: serve the last good
                 // value at once rather than make every caller wait on a store that is down.
                 Some(code) => {
-                    let mut reply = Reply::value(copy_of(value, id), entry.expires_at, Event::Stale);
+                    let mut reply =
+                        Reply::value(copy_of(value, id), entry.expires_at, Event::Stale);
                     reply.code = Some(code);
                     if now >= entry.retry_at && !in_flight {
                         entry.retry_at = now + self.policy.retry_backoff();
@@ -321,7 +353,12 @@ impl Cache {
 
     /// Go upstream through the single flight for `key`. `start` makes the fetch and is called
     /// only when no flight for the key is under way. Must run inside a tokio runtime.
-    pub async fn fetch(self: &Arc<Self>, key: &str, mode: Mode, start: impl FnOnce() -> FetchFuture) -> Reply {
+    pub async fn fetch(
+        self: &Arc<Self>,
+        key: &str,
+        mode: Mode,
+        start: impl FnOnce() -> FetchFuture,
+    ) -> Reply {
         let mut rx = {
             let now = self.clock.now();
             let mut g = self.lock();
@@ -370,7 +407,10 @@ impl Cache {
                 }
                 Err(SecretError::new(
                     ErrorCode::Unavailable,
-                    format!("secret '{}': the fetch ended without an answer", secret_key_of(key)),
+                    format!(
+                        "secret '{}': the fetch ended without an answer",
+                        secret_key_of(key)
+                    ),
                 ))
             }
         };
@@ -380,17 +420,30 @@ impl Cache {
         }
         match outcome {
             Ok((secret, expires_at, fresh_until)) => {
-                let mut reply =
-                    Reply::value(secret, expires_at, if mode == Mode::Refresh { Event::Refresh } else { Event::Miss });
+                let mut reply = Reply::value(
+                    secret,
+                    expires_at,
+                    if mode == Mode::Refresh {
+                        Event::Refresh
+                    } else {
+                        Event::Miss
+                    },
+                );
                 reply.fresh_until = fresh_until;
                 reply
             }
             Err(err) => {
                 if mode == Mode::Get && err.allows_stale() && self.policy.enabled {
                     let now = self.clock.now();
-                    if let Some(Entry { value: Cached::Good { value, id }, expires_at, .. }) = g.entries.peek(key) {
+                    if let Some(Entry {
+                        value: Cached::Good { value, id },
+                        expires_at,
+                        ..
+                    }) = g.entries.peek(key)
+                    {
                         if now < *expires_at + self.policy.stale_if_error {
-                            let mut reply = Reply::value(copy_of(value, id), *expires_at, Event::Stale);
+                            let mut reply =
+                                Reply::value(copy_of(value, id), *expires_at, Event::Stale);
                             reply.code = Some(err.code);
                             g.stats.stale_served += 1;
                             return reply;
@@ -398,10 +451,17 @@ impl Cache {
                     }
                 }
                 let fresh_until = match g.entries.peek(key) {
-                    Some(Entry { value: Cached::Missing(e), expires_at, .. }) if e.code == err.code => *expires_at,
+                    Some(Entry {
+                        value: Cached::Missing(e),
+                        expires_at,
+                        ..
+                    }) if e.code == err.code => *expires_at,
                     _ => 0.0,
                 };
-                Reply { fresh_until, ..Reply::error(err) }
+                Reply {
+                    fresh_until,
+                    ..Reply::error(err)
+                }
             }
         }
     }
@@ -509,8 +569,12 @@ impl Cache {
         match secret_key {
             None => g.entries.clear(),
             Some(key) => {
-                let doomed: Vec<Box<str>> =
-                    g.entries.iter().filter(|(k, _)| secret_key_of(k) == key).map(|(k, _)| k.clone()).collect();
+                let doomed: Vec<Box<str>> = g
+                    .entries
+                    .iter()
+                    .filter(|(k, _)| secret_key_of(k) == key)
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 for k in doomed {
                     g.entries.pop(&k);
                 }
@@ -533,7 +597,11 @@ impl Cache {
 
     pub fn stats(&self) -> Stats {
         let g = self.lock();
-        Stats { entries: g.entries.len() as u64, in_flight: g.flights.len() as u64, ..g.stats }
+        Stats {
+            entries: g.entries.len() as u64,
+            in_flight: g.flights.len() as u64,
+            ..g.stats
+        }
     }
 }
 
@@ -557,12 +625,21 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        Policy { refresh_after: 100.0, max_age: 1000.0, stale_if_error: 500.0, negative_ttl: 5.0, ..Policy::default() }
+        Policy {
+            refresh_after: 100.0,
+            max_age: 1000.0,
+            stale_if_error: 500.0,
+            negative_ttl: 5.0,
+            ..Policy::default()
+        }
     }
 
     fn cache_with(p: Policy) -> (Arc<Cache>, Arc<TestClock>) {
         let clock = Arc::new(TestClock(Mutex::new(1_000_000.0)));
-        (Arc::new(Cache::with_clock(p, clock.clone(), Box::new(|| 1.0))), clock)
+        (
+            Arc::new(Cache::with_clock(p, clock.clone(), Box::new(|| 1.0))),
+            clock,
+        )
     }
 
     /// A fake store: counts calls, answers from a script.
@@ -599,7 +676,10 @@ mod tests {
                     }
                     let answer = s.answer.lock().unwrap().clone();
                     match answer {
-                        Ok(v) => Ok(Secret { expires_at: *s.exp.lock().unwrap(), ..Secret::new(v) }),
+                        Ok(v) => Ok(Secret {
+                            expires_at: *s.exp.lock().unwrap(),
+                            ..Secret::new(v)
+                        }),
                         Err(code) => Err(SecretError::new(code, "store says no")),
                     }
                 })
@@ -629,20 +709,31 @@ mod tests {
         let r = cache.fetch("k", Mode::Get, store.start()).await;
         assert_eq!((value_of(&r), r.event), ("v1", Event::Miss));
         let r = cache.lookup("k").expect("hit");
-        assert_eq!((value_of(&r), r.event, r.refresh), ("v1", Event::Hit, false));
+        assert_eq!(
+            (value_of(&r), r.event, r.refresh),
+            ("v1", Event::Hit, false)
+        );
         let s = cache.stats();
-        assert_eq!((s.hits, s.misses, s.upstream_requests, s.entries), (1, 1, 1, 1));
+        assert_eq!(
+            (s.hits, s.misses, s.upstream_requests, s.entries),
+            (1, 1, 1, 1)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn single_flight_serves_every_waiter_from_one_fetch() {
         let (cache, _) = cache_with(policy());
         let gate = Arc::new(Notify::new());
-        let store = Store { gate: Some(gate.clone()), ..Store::new("v1") };
+        let store = Store {
+            gate: Some(gate.clone()),
+            ..Store::new("v1")
+        };
         let mut tasks = Vec::new();
         for _ in 0..1000 {
             let (c, s) = (cache.clone(), store.clone());
-            tasks.push(tokio::spawn(async move { c.fetch("k", Mode::Get, s.start()).await }));
+            tasks.push(tokio::spawn(async move {
+                c.fetch("k", Mode::Get, s.start()).await
+            }));
         }
         // Let every caller join before the store answers.
         while cache.stats().misses < 1000 {
@@ -687,20 +778,37 @@ mod tests {
         assert_eq!(r.fresh_until, t0 + 100.0);
         assert_eq!(cache.lookup("k").unwrap().fresh_until, t0 + 100.0);
         *store.exp.lock().unwrap() = Some(t0 + 20.0);
-        assert_eq!(cache.fetch("e", Mode::Get, store.start()).await.fresh_until, t0 + 20.0, "the store's expiry first");
+        assert_eq!(
+            cache.fetch("e", Mode::Get, store.start()).await.fresh_until,
+            t0 + 20.0,
+            "the store's expiry first"
+        );
         clock.advance(150.0);
         let due = cache.lookup("k").unwrap();
-        assert_eq!((due.refresh, due.fresh_until), (true, 0.0), "not to be reused: a refresh is due");
+        assert_eq!(
+            (due.refresh, due.fresh_until),
+            (true, 0.0),
+            "not to be reused: a refresh is due"
+        );
         store.set(Err(ErrorCode::NotFound));
         let r = cache.fetch("gone", Mode::Get, store.start()).await;
         assert_eq!(r.fresh_until, clock.now() + 5.0, "a remembered NOT_FOUND");
         store.set(Err(ErrorCode::Unavailable));
-        assert_eq!(cache.fetch("down", Mode::Get, store.start()).await.fresh_until, 0.0);
+        assert_eq!(
+            cache
+                .fetch("down", Mode::Get, store.start())
+                .await
+                .fresh_until,
+            0.0
+        );
     }
 
     #[tokio::test]
     async fn touch_makes_mirror_hits_count_for_recency() {
-        let (cache, _) = cache_with(Policy { max_entries: 2, ..policy() });
+        let (cache, _) = cache_with(Policy {
+            max_entries: 2,
+            ..policy()
+        });
         let store = Store::new("v");
         cache.fetch("a", Mode::Get, store.start()).await;
         cache.fetch("b", Mode::Get, store.start()).await;
@@ -713,7 +821,11 @@ mod tests {
     async fn refresh_is_jittered_within_ten_percent() {
         for (factor, due_at) in [(0.9, 90.0), (1.1, 110.0)] {
             let clock = Arc::new(TestClock(Mutex::new(0.0)));
-            let cache = Arc::new(Cache::with_clock(policy(), clock.clone(), Box::new(move || factor)));
+            let cache = Arc::new(Cache::with_clock(
+                policy(),
+                clock.clone(),
+                Box::new(move || factor),
+            ));
             cache.fetch("k", Mode::Get, Store::new("v").start()).await;
             clock.advance(due_at - 0.5);
             assert!(!cache.lookup("k").unwrap().refresh);
@@ -728,7 +840,10 @@ mod tests {
 
     #[tokio::test]
     async fn hard_expiry_at_max_age_and_at_the_store_expiry() {
-        let (cache, clock) = cache_with(Policy { stale_if_error: 0.0, ..policy() });
+        let (cache, clock) = cache_with(Policy {
+            stale_if_error: 0.0,
+            ..policy()
+        });
         let store = Store::new("v1");
         cache.fetch("k", Mode::Get, store.start()).await;
         clock.advance(999.0);
@@ -744,7 +859,10 @@ mod tests {
             _ => panic!(),
         }
         clock.advance(10.0);
-        assert!(cache.lookup("e").is_none(), "bounded by the store's own expiry");
+        assert!(
+            cache.lookup("e").is_none(),
+            "bounded by the store's own expiry"
+        );
     }
 
     #[tokio::test]
@@ -758,7 +876,11 @@ mod tests {
 
     #[tokio::test]
     async fn stale_if_error_serves_the_last_good_value_for_transient_errors_only() {
-        for code in [ErrorCode::Timeout, ErrorCode::Unavailable, ErrorCode::Throttled] {
+        for code in [
+            ErrorCode::Timeout,
+            ErrorCode::Unavailable,
+            ErrorCode::Throttled,
+        ] {
             let (cache, clock) = cache_with(policy());
             let store = Store::new("good");
             cache.fetch("k", Mode::Get, store.start()).await;
@@ -766,7 +888,10 @@ mod tests {
             assert!(cache.lookup("k").is_none());
             store.set(Err(code));
             let r = cache.fetch("k", Mode::Get, store.start()).await;
-            assert_eq!((value_of(&r), r.event, r.code), ("good", Event::Stale, Some(code)));
+            assert_eq!(
+                (value_of(&r), r.event, r.code),
+                ("good", Event::Stale, Some(code))
+            );
             // While the store is failing, later callers get the stale value without waiting.
             let r = cache.lookup("k").expect("stale hit");
             assert_eq!((value_of(&r), r.event), ("good", Event::Stale));
@@ -782,8 +907,15 @@ mod tests {
 
     #[tokio::test]
     async fn definite_answers_drop_the_entry_at_once() {
-        for code in [ErrorCode::Unauthorized, ErrorCode::Forbidden, ErrorCode::NotFound] {
-            let (cache, clock) = cache_with(Policy { negative_ttl: 0.0, ..policy() });
+        for code in [
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+        ] {
+            let (cache, clock) = cache_with(Policy {
+                negative_ttl: 0.0,
+                ..policy()
+            });
             let store = Store::new("good");
             cache.fetch("k", Mode::Get, store.start()).await;
             clock.advance(150.0); // fresh, refresh due
@@ -809,9 +941,15 @@ mod tests {
         let r = cache.fetch("k", Mode::Refresh, store.start()).await;
         assert_eq!(code_of(&r), ErrorCode::BadResponse);
         let r = cache.lookup("k").unwrap();
-        assert_eq!((value_of(&r), r.event, r.refresh), ("good", Event::Hit, false));
+        assert_eq!(
+            (value_of(&r), r.event, r.refresh),
+            ("good", Event::Hit, false)
+        );
         clock.advance(10.0); // past the retry backoff
-        assert!(cache.lookup("k").unwrap().refresh, "tries again after the backoff");
+        assert!(
+            cache.lookup("k").unwrap().refresh,
+            "tries again after the backoff"
+        );
     }
 
     #[tokio::test]
@@ -826,7 +964,10 @@ mod tests {
         clock.advance(5.0);
         assert!(cache.lookup("k").is_none());
         store.set(Ok("now-here"));
-        assert_eq!(value_of(&cache.fetch("k", Mode::Get, store.start()).await), "now-here");
+        assert_eq!(
+            value_of(&cache.fetch("k", Mode::Get, store.start()).await),
+            "now-here"
+        );
         assert_eq!(store.calls(), 2);
     }
 
@@ -842,7 +983,10 @@ mod tests {
 
     #[tokio::test]
     async fn least_recently_used_is_evicted_past_max_entries() {
-        let (cache, _) = cache_with(Policy { max_entries: 2, ..policy() });
+        let (cache, _) = cache_with(Policy {
+            max_entries: 2,
+            ..policy()
+        });
         let store = Store::new("v");
         cache.fetch("a", Mode::Get, store.start()).await;
         cache.fetch("b", Mode::Get, store.start()).await;
@@ -850,7 +994,11 @@ mod tests {
         cache.fetch("c", Mode::Get, store.start()).await;
         assert_eq!(cache.take_evicted(), ["b"]);
         assert!(cache.take_evicted().is_empty(), "reported once");
-        assert!(cache.lookup("a").is_some() && cache.lookup("c").is_some() && cache.lookup("b").is_none());
+        assert!(
+            cache.lookup("a").is_some()
+                && cache.lookup("c").is_some()
+                && cache.lookup("b").is_none()
+        );
         assert_eq!(cache.stats().entries, 2);
     }
 
@@ -863,7 +1011,11 @@ mod tests {
         match (&from_fetch.answer, &from_hit.answer) {
             (Answer::Value { secret: a, .. }, Answer::Value { secret: b, .. }) => {
                 assert!(!Arc::ptr_eq(a, b));
-                assert_eq!(Arc::strong_count(b), 1, "dropping the reply drops (and wipes) its copy");
+                assert_eq!(
+                    Arc::strong_count(b),
+                    1,
+                    "dropping the reply drops (and wipes) its copy"
+                );
             }
             _ => panic!(),
         }
@@ -874,17 +1026,34 @@ mod tests {
         let (cache, _) = cache_with(policy());
         let store = Store::new("v");
         for k in ["a", "b"] {
-            cache.fetch(&compose_key(Some("https://x/"), k), Mode::Get, store.start()).await;
-            cache.fetch(&compose_key(Some("https://y/"), k), Mode::Get, store.start()).await;
+            cache
+                .fetch(
+                    &compose_key(Some("https://x/"), k),
+                    Mode::Get,
+                    store.start(),
+                )
+                .await;
+            cache
+                .fetch(
+                    &compose_key(Some("https://y/"), k),
+                    Mode::Get,
+                    store.start(),
+                )
+                .await;
         }
         cache.invalidate(Some("a"));
         assert_eq!(cache.stats().entries, 2, "'a' is gone under both urls");
-        assert!(cache.lookup(&compose_key(Some("https://y/"), "b")).is_some());
+        assert!(cache
+            .lookup(&compose_key(Some("https://y/"), "b"))
+            .is_some());
         cache.invalidate(None);
         assert_eq!(cache.stats().entries, 0);
 
         let gate = Arc::new(Notify::new());
-        let slow = Store { gate: Some(gate.clone()), ..Store::new("old") };
+        let slow = Store {
+            gate: Some(gate.clone()),
+            ..Store::new("old")
+        };
         let c = cache.clone();
         let s = slow.clone();
         let t = tokio::spawn(async move { c.fetch("k", Mode::Get, s.start()).await });
@@ -894,7 +1063,10 @@ mod tests {
         cache.invalidate(Some("k"));
         gate.notify_one();
         assert_eq!(value_of(&t.await.unwrap()), "old");
-        assert!(cache.lookup("k").is_none(), "a fetch begun before invalidate does not write back");
+        assert!(
+            cache.lookup("k").is_none(),
+            "a fetch begun before invalidate does not write back"
+        );
     }
 
     #[tokio::test]
@@ -905,13 +1077,19 @@ mod tests {
         cache.close();
         assert_eq!(cache.stats().entries, 0);
         assert_eq!(code_of(&cache.lookup("k").unwrap()), ErrorCode::Closed);
-        assert_eq!(code_of(&cache.fetch("k", Mode::Get, store.start()).await), ErrorCode::Closed);
+        assert_eq!(
+            code_of(&cache.fetch("k", Mode::Get, store.start()).await),
+            ErrorCode::Closed
+        );
         assert_eq!(store.calls(), 1);
     }
 
     #[tokio::test]
     async fn disabled_cache_stores_nothing_but_still_single_flights() {
-        let (cache, _) = cache_with(Policy { enabled: false, ..policy() });
+        let (cache, _) = cache_with(Policy {
+            enabled: false,
+            ..policy()
+        });
         let store = Store::new("v");
         cache.fetch("k", Mode::Get, store.start()).await;
         assert!(cache.lookup("k").is_none());
@@ -931,7 +1109,10 @@ mod tests {
         assert_eq!(compose_key(None, "k"), "k");
         let c = compose_key(Some("https://a/"), "k");
         assert_eq!(secret_key_of(&c), "k");
-        assert_ne!(compose_key(Some("https://a/"), "k"), compose_key(Some("https://b/"), "k"));
+        assert_ne!(
+            compose_key(Some("https://a/"), "k"),
+            compose_key(Some("https://b/"), "k")
+        );
         assert_ne!(compose_key(None, "Alpha"), compose_key(None, "alpha"));
     }
 }

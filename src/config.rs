@@ -7,11 +7,11 @@
 use crate::cache::Policy;
 use crate::http::HostPolicy;
 use crate::identity::IdentitySettings;
-use url::Url;
 use crate::secret::SecretString;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use url::Url;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
@@ -90,8 +90,12 @@ pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
 /// Hosts that may receive a bearer token without being listed in `allowedHosts`:
 /// Commerce's Retail Servers and the Key Vault clouds (public, China, US Government).
-pub const DEFAULT_TOKEN_HOSTS: &[&str] =
-    &["*.commerce.dynamics.com", "*.vault.azure.net", "*.vault.azure.cn", "*.vault.usgovcloudapi.net"];
+pub const DEFAULT_TOKEN_HOSTS: &[&str] = &[
+    "*.commerce.dynamics.com",
+    "*.vault.azure.net",
+    "*.vault.azure.cn",
+    "*.vault.usgovcloudapi.net",
+];
 
 type Env = HashMap<String, String>;
 
@@ -111,14 +115,21 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn bad(option: &str, wanted: &str, got: &Value) -> String {
-    format!("option `{option}` must be {wanted} (got {})", type_name(got))
+    format!(
+        "option `{option}` must be {wanted} (got {})",
+        type_name(got)
+    )
 }
 
 fn opt_string(o: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
     match o.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(format!("option `{name}` must be a non-empty string without control characters")),
+        Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => {
+            Ok(Some(s.clone()))
+        }
+        Some(Value::String(_)) => Err(format!(
+            "option `{name}` must be a non-empty string without control characters"
+        )),
         Some(v) => Err(bad(name, "a string", v)),
     }
 }
@@ -132,7 +143,13 @@ fn opt_bool(o: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> 
 }
 
 /// A finite number >= `min` (fractional seconds are fine: tests use milliseconds).
-fn opt_number(o: &Map<String, Value>, name: &str, label: &str, min: f64, strict: bool) -> Result<Option<f64>, String> {
+fn opt_number(
+    o: &Map<String, Value>,
+    name: &str,
+    label: &str,
+    min: f64,
+    strict: bool,
+) -> Result<Option<f64>, String> {
     match o.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
@@ -154,7 +171,10 @@ fn opt_string_list(o: &Map<String, Value>, name: &str) -> Result<Option<Vec<Stri
             .enumerate()
             .map(|(i, v)| match v {
                 Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
-                _ => Err(format!("option `{name}[{i}]` must be a non-empty string (got {})", type_name(v))),
+                _ => Err(format!(
+                    "option `{name}[{i}]` must be a non-empty string (got {})",
+                    type_name(v)
+                )),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
@@ -179,8 +199,13 @@ const KNOWN: &[&str] = &[
     "timeoutMs",
 ];
 
-const CACHE_KNOWN: &[&str] =
-    &["refreshAfterSeconds", "maxAgeSeconds", "staleIfErrorSeconds", "negativeTtlSeconds", "maxEntries"];
+const CACHE_KNOWN: &[&str] = &[
+    "refreshAfterSeconds",
+    "maxAgeSeconds",
+    "staleIfErrorSeconds",
+    "negativeTtlSeconds",
+    "maxEntries",
+];
 
 fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
     let mut p = Policy::default();
@@ -194,7 +219,10 @@ fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
         Some(v) => return Err(bad("cache", "false or an object", v)),
     };
     if let Some(k) = o.keys().find(|k| !CACHE_KNOWN.contains(&k.as_str())) {
-        return Err(format!("unknown option `cache.{k}` (known: {})", CACHE_KNOWN.join(", ")));
+        return Err(format!(
+            "unknown option `cache.{k}` (known: {})",
+            CACHE_KNOWN.join(", ")
+        ));
     }
     let num = |name: &str, strict: bool| opt_number(o, name, &format!("cache.{name}"), 0.0, strict);
     if let Some(x) = num("refreshAfterSeconds", false)? {
@@ -211,7 +239,9 @@ fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
     }
     if let Some(x) = num("maxEntries", true)? {
         if x.fract() != 0.0 || x > u32::MAX as f64 {
-            return Err(format!("option `cache.maxEntries` must be a positive integer (got {x})"));
+            return Err(format!(
+                "option `cache.maxEntries` must be a positive integer (got {x})"
+            ));
         }
         p.max_entries = x as usize;
     }
@@ -220,12 +250,18 @@ fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
 
 /// The default places of the local secrets file, in the order they are tried.
 pub fn default_secrets_files(cwd: &Path) -> Vec<PathBuf> {
-    vec![cwd.join("build").join("secrets").join("secrets.json"), cwd.join("secrets").join("secrets.json")]
+    vec![
+        cwd.join("build").join("secrets").join("secrets.json"),
+        cwd.join("secrets").join("secrets.json"),
+    ]
 }
 
 /// `secretsManagerOUN` from `<cwd>/src/settings/platform.settings.json`, when readable.
 fn platform_settings_oun(cwd: &Path) -> Option<String> {
-    let path = cwd.join("src").join("settings").join("platform.settings.json");
+    let path = cwd
+        .join("src")
+        .join("settings")
+        .join("platform.settings.json");
     let text = std::fs::read_to_string(path).ok()?;
     let v: Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
     match v.get("secretsManagerOUN")? {
@@ -250,7 +286,10 @@ impl Config {
             v => return Err(format!("options must be an object (got {})", type_name(v))),
         };
         if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(format!("unknown option `{k}` (known: {}, onEvent)", KNOWN.join(", ")));
+            return Err(format!(
+                "unknown option `{k}` (known: {}, onEvent)",
+                KNOWN.join(", ")
+            ));
         }
 
         let (requested, requested_by) = match opt_string(o, "source")? {
@@ -289,7 +328,10 @@ impl Config {
                 m.iter()
                     .map(|(k, v)| match v {
                         Value::String(s) => Ok((k.clone(), s.clone())),
-                        v => Err(format!("option `secrets.{k}` must be a string (got {})", type_name(v))),
+                        v => Err(format!(
+                            "option `secrets.{k}` must be a string (got {})",
+                            type_name(v)
+                        )),
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -300,17 +342,33 @@ impl Config {
         let vault_urls = match opt_string_list(o, "vaultUrls")? {
             Some(v) => v,
             None => env_get(env, "COMMERCE_SECRETS_VAULT_URLS")
-                .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         if vault_urls.len() > 2 {
-            return Err(format!("option `vaultUrls` takes one or two vaults (got {})", vault_urls.len()));
+            return Err(format!(
+                "option `vaultUrls` takes one or two vaults (got {})",
+                vault_urls.len()
+            ));
         }
         let allowed_hosts = opt_string_list(o, "allowedHosts")?.unwrap_or_default();
         for h in &allowed_hosts {
             let bare = h.strip_prefix("*.").unwrap_or(h);
-            if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
-                return Err(format!("option `allowedHosts`: '{}' is not a host name (use 'host' or '*.domain')", h.escape_debug()));
+            if bare.is_empty()
+                || !bare
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                return Err(format!(
+                    "option `allowedHosts`: '{}' is not a host name (use 'host' or '*.domain')",
+                    h.escape_debug()
+                ));
             }
         }
 
@@ -318,11 +376,17 @@ impl Config {
         let token_hosts = HostPolicy::new(&allowed_hosts, allow_insecure_loopback);
         for u in &vault_urls {
             let shown = u.escape_debug();
-            let parsed = Url::parse(u).map_err(|_| format!("option `vaultUrls`: '{shown}' is not an absolute url"))?;
-            if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || parsed.fragment().is_some() {
+            let parsed = Url::parse(u)
+                .map_err(|_| format!("option `vaultUrls`: '{shown}' is not an absolute url"))?;
+            if !matches!(parsed.path(), "" | "/")
+                || parsed.query().is_some()
+                || parsed.fragment().is_some()
+            {
                 return Err(format!("option `vaultUrls`: '{shown}' must be just the vault's address, e.g. https://myvault.vault.azure.net"));
             }
-            token_hosts.check_token_url(&parsed).map_err(|why| format!("option `vaultUrls`: '{shown}': {why}"))?;
+            token_hosts
+                .check_token_url(&parsed)
+                .map_err(|why| format!("option `vaultUrls`: '{shown}': {why}"))?;
         }
 
         let identity = opt_string(o, "identity")?.unwrap_or_else(|| "auto".into());
@@ -337,12 +401,17 @@ impl Config {
             choice: identity,
             identity_endpoint: env_get(env, "IDENTITY_ENDPOINT").map(String::from),
             identity_header: secret_env("IDENTITY_HEADER"),
-            user_assigned_client_id: env_get(env, "IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC").map(String::from),
+            user_assigned_client_id: env_get(env, "IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC")
+                .map(String::from),
             msi_endpoint: env_get(env, "MSI_ENDPOINT").map(String::from),
             msi_secret: secret_env("MSI_SECRET"),
-            client_id: opt_string(o, "clientId")?.or_else(|| env_get(env, "AZURE_CLIENT_ID").map(String::from)),
-            tenant_id: opt_string(o, "tenantId")?.or_else(|| env_get(env, "AZURE_TENANT_ID").map(String::from)),
-            client_secret: opt_string(o, "clientSecret")?.map(SecretString::new).or_else(|| secret_env("AZURE_CLIENT_SECRET")),
+            client_id: opt_string(o, "clientId")?
+                .or_else(|| env_get(env, "AZURE_CLIENT_ID").map(String::from)),
+            tenant_id: opt_string(o, "tenantId")?
+                .or_else(|| env_get(env, "AZURE_TENANT_ID").map(String::from)),
+            client_secret: opt_string(o, "clientSecret")?
+                .map(SecretString::new)
+                .or_else(|| secret_env("AZURE_CLIENT_SECRET")),
             authority_host: env_get(env, "AZURE_AUTHORITY_HOST").map(String::from),
             pod_identity_host: env_get(env, "AZURE_POD_IDENTITY_AUTHORITY_HOST").map(String::from),
             allow_insecure_loopback,
@@ -353,14 +422,18 @@ impl Config {
             None => match env_get(env, "COMMERCE_SECRETS_OUN") {
                 Some(v) => (v.to_owned(), "COMMERCE_SECRETS_OUN"),
                 None => match platform_settings_oun(cwd) {
-                    Some(v) => (v, "secretsManagerOUN in src/settings/platform.settings.json"),
+                    Some(v) => (
+                        v,
+                        "secretsManagerOUN in src/settings/platform.settings.json",
+                    ),
                     None => ("128".to_owned(), "the platform default"),
                 },
             },
         };
 
         let policy = parse_policy(o.get("cache"))?;
-        let timeout_ms = opt_number(o, "timeoutMs", "timeoutMs", 0.0, true)?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let timeout_ms =
+            opt_number(o, "timeoutMs", "timeoutMs", 0.0, true)?.unwrap_or(DEFAULT_TIMEOUT_MS);
         let watch = opt_bool(o, "watch")?.unwrap_or(true);
 
         // The `auto` rules of api.md, plus one: a `secrets` object means the memory source.
@@ -413,7 +486,10 @@ mod tests {
     use serde_json::json;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn cfg(o: Value, e: &[(&str, &str)]) -> Result<Config, String> {
@@ -422,19 +498,46 @@ mod tests {
 
     #[test]
     fn auto_rules_in_order() {
-        let c = cfg(json!({}), &[("NODE_ENV", "development"), ("IDENTITY_ENDPOINT", "http://x")]).unwrap();
+        let c = cfg(
+            json!({}),
+            &[
+                ("NODE_ENV", "development"),
+                ("IDENTITY_ENDPOINT", "http://x"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.source, SourceKind::Local);
-        let c = cfg(json!({}), &[("IDENTITY_ENDPOINT", "http://x"), ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net")])
-            .unwrap();
+        let c = cfg(
+            json!({}),
+            &[
+                ("IDENTITY_ENDPOINT", "http://x"),
+                ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.source, SourceKind::RetailServer);
         let c = cfg(json!({}), &[("MSI_ENDPOINT", "http://x")]).unwrap();
         assert_eq!(c.source, SourceKind::RetailServer);
-        let c = cfg(json!({}), &[("COMMERCE_SECRETS_VAULT_URLS", "https://a.vault.azure.net, https://b.vault.azure.net")]).unwrap();
+        let c = cfg(
+            json!({}),
+            &[(
+                "COMMERCE_SECRETS_VAULT_URLS",
+                "https://a.vault.azure.net, https://b.vault.azure.net",
+            )],
+        )
+        .unwrap();
         assert_eq!(c.source, SourceKind::KeyVault);
-        assert_eq!(c.vault_urls, ["https://a.vault.azure.net", "https://b.vault.azure.net"]);
+        assert_eq!(
+            c.vault_urls,
+            ["https://a.vault.azure.net", "https://b.vault.azure.net"]
+        );
         let c = cfg(json!({}), &[]).unwrap();
         assert!(c.not_configured.is_some());
-        let c = cfg(json!({"secrets": {"a": "b"}}), &[("NODE_ENV", "development")]).unwrap();
+        let c = cfg(
+            json!({"secrets": {"a": "b"}}),
+            &[("NODE_ENV", "development")],
+        )
+        .unwrap();
         assert_eq!(c.source, SourceKind::Memory);
     }
 
@@ -451,9 +554,21 @@ mod tests {
 
     #[test]
     fn explicit_source_wins_and_env_source_is_read() {
-        assert_eq!(cfg(json!({"source": "memory"}), &[("NODE_ENV", "development")]).unwrap().source, SourceKind::Memory);
-        assert_eq!(cfg(json!({}), &[("COMMERCE_SECRETS_SOURCE", "key-vault")]).unwrap().source, SourceKind::KeyVault);
-        assert!(cfg(json!({}), &[("COMMERCE_SECRETS_SOURCE", "vault")]).unwrap_err().contains("COMMERCE_SECRETS_SOURCE"));
+        assert_eq!(
+            cfg(json!({"source": "memory"}), &[("NODE_ENV", "development")])
+                .unwrap()
+                .source,
+            SourceKind::Memory
+        );
+        assert_eq!(
+            cfg(json!({}), &[("COMMERCE_SECRETS_SOURCE", "key-vault")])
+                .unwrap()
+                .source,
+            SourceKind::KeyVault
+        );
+        assert!(cfg(json!({}), &[("COMMERCE_SECRETS_SOURCE", "vault")])
+            .unwrap_err()
+            .contains("COMMERCE_SECRETS_SOURCE"));
     }
 
     #[test]
@@ -461,23 +576,44 @@ mod tests {
         for (o, needle) in [
             (json!({"bogus": 1}), "unknown option `bogus`"),
             (json!({"source": "cloud"}), "`source`"),
-            (json!({"secretsFile": 3}), "`secretsFile` must be a string (got a number)"),
+            (
+                json!({"secretsFile": 3}),
+                "`secretsFile` must be a string (got a number)",
+            ),
             (json!({"watch": "yes"}), "`watch` must be a boolean"),
             (json!({"secrets": {"a": 1}}), "`secrets.a` must be a string"),
             (json!({"secrets": []}), "`secrets`"),
-            (json!({"timeoutMs": -1}), "`timeoutMs` must be a positive number"),
+            (
+                json!({"timeoutMs": -1}),
+                "`timeoutMs` must be a positive number",
+            ),
             (json!({"timeoutMs": 0}), "`timeoutMs`"),
             (json!({"cache": {"maxEntries": 1.5}}), "`cache.maxEntries`"),
-            (json!({"cache": {"maxAgeSeconds": -3}}), "`cache.maxAgeSeconds`"),
-            (json!({"cache": {"refreshAfterSeconds": -1}}), "`cache.refreshAfterSeconds`"),
+            (
+                json!({"cache": {"maxAgeSeconds": -3}}),
+                "`cache.maxAgeSeconds`",
+            ),
+            (
+                json!({"cache": {"refreshAfterSeconds": -1}}),
+                "`cache.refreshAfterSeconds`",
+            ),
             (json!({"cache": {"ttl": 1}}), "unknown option `cache.ttl`"),
             (json!({"cache": 5}), "`cache` must be false or an object"),
             (json!({"vaultUrls": ["a", "b", "c"]}), "one or two"),
             (json!({"vaultUrls": ["http://v.vault.azure.net"]}), "https"),
-            (json!({"vaultUrls": ["https://v.example.com"]}), "may not receive a token"),
-            (json!({"vaultUrls": ["https://v.vault.azure.net/secrets/x"]}), "just the vault's address"),
+            (
+                json!({"vaultUrls": ["https://v.example.com"]}),
+                "may not receive a token",
+            ),
+            (
+                json!({"vaultUrls": ["https://v.vault.azure.net/secrets/x"]}),
+                "just the vault's address",
+            ),
             (json!({"vaultUrls": ["not a url"]}), "not an absolute url"),
-            (json!({"vaultUrls": "https://x"}), "`vaultUrls` must be an array"),
+            (
+                json!({"vaultUrls": "https://x"}),
+                "`vaultUrls` must be an array",
+            ),
             (json!({"allowedHosts": ["https://x/"]}), "`allowedHosts`"),
             (json!({"identity": "magic"}), "`identity`"),
             (json!({"oun": ""}), "`oun`"),
@@ -493,14 +629,29 @@ mod tests {
     fn numbers_may_be_fractional_and_cache_false_disables() {
         let c = cfg(json!({"cache": {"refreshAfterSeconds": 0.05, "maxAgeSeconds": 0.2, "maxEntries": 3}, "timeoutMs": 50}), &[])
             .unwrap();
-        assert_eq!((c.policy.refresh_after, c.policy.max_age, c.policy.max_entries, c.timeout_ms), (0.05, 0.2, 3, 50.0));
+        assert_eq!(
+            (
+                c.policy.refresh_after,
+                c.policy.max_age,
+                c.policy.max_entries,
+                c.timeout_ms
+            ),
+            (0.05, 0.2, 3, 50.0)
+        );
         assert!(!cfg(json!({"cache": false}), &[]).unwrap().policy.enabled);
         assert_eq!(cfg(json!({}), &[]).unwrap().policy, Policy::default());
     }
 
     #[test]
     fn debug_of_a_config_shows_no_secret() {
-        let c = cfg(json!({"clientSecret": "SENTINEL-1", "clientId": "id"}), &[("IDENTITY_HEADER", "SENTINEL-2"), ("MSI_SECRET", "SENTINEL-3")]).unwrap();
+        let c = cfg(
+            json!({"clientSecret": "SENTINEL-1", "clientId": "id"}),
+            &[
+                ("IDENTITY_HEADER", "SENTINEL-2"),
+                ("MSI_SECRET", "SENTINEL-3"),
+            ],
+        )
+        .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("SENTINEL"), "{shown}");
         assert!(shown.contains("\"id\""));
@@ -508,14 +659,28 @@ mod tests {
 
     #[test]
     fn oun_chain() {
-        assert_eq!(cfg(json!({"oun": "77"}), &[("COMMERCE_SECRETS_OUN", "5")]).unwrap().oun, "77");
-        assert_eq!(cfg(json!({}), &[("COMMERCE_SECRETS_OUN", "5")]).unwrap().oun, "5");
+        assert_eq!(
+            cfg(json!({"oun": "77"}), &[("COMMERCE_SECRETS_OUN", "5")])
+                .unwrap()
+                .oun,
+            "77"
+        );
+        assert_eq!(
+            cfg(json!({}), &[("COMMERCE_SECRETS_OUN", "5")])
+                .unwrap()
+                .oun,
+            "5"
+        );
         assert_eq!(cfg(json!({}), &[]).unwrap().oun, "128");
     }
 
     #[test]
     fn null_options_are_absent() {
-        let c = cfg(json!({"secretsFile": null, "cache": null, "timeoutMs": null}), &[]).unwrap();
+        let c = cfg(
+            json!({"secretsFile": null, "cache": null, "timeoutMs": null}),
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.timeout_ms, DEFAULT_TIMEOUT_MS);
     }
 }

@@ -67,12 +67,18 @@ impl ErrorCode {
 
     /// The store may be only briefly unreachable: a last good value may still be served.
     pub fn allows_stale(self) -> bool {
-        matches!(self, ErrorCode::Timeout | ErrorCode::Unavailable | ErrorCode::Throttled)
+        matches!(
+            self,
+            ErrorCode::Timeout | ErrorCode::Unavailable | ErrorCode::Throttled
+        )
     }
 
     /// The store has said the value is gone or not ours: stop serving it at once.
     pub fn drops_entry(self) -> bool {
-        matches!(self, ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::NotFound)
+        matches!(
+            self,
+            ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::NotFound
+        )
     }
 }
 
@@ -94,7 +100,12 @@ pub struct SecretError {
 
 impl SecretError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        SecretError { code, message: message.into(), status: None, transient: false }
+        SecretError {
+            code,
+            message: message.into(),
+            status: None,
+            transient: false,
+        }
     }
 
     /// Whether a last good value may be served instead of this error.
@@ -131,8 +142,22 @@ mod tests {
     #[test]
     fn only_transient_codes_allow_stale_and_only_definite_answers_drop() {
         let stale: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.allows_stale()).collect();
-        assert_eq!(stale, [&ErrorCode::Throttled, &ErrorCode::Timeout, &ErrorCode::Unavailable]);
+        assert_eq!(
+            stale,
+            [
+                &ErrorCode::Throttled,
+                &ErrorCode::Timeout,
+                &ErrorCode::Unavailable
+            ]
+        );
         let drops: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.drops_entry()).collect();
-        assert_eq!(drops, [&ErrorCode::NotFound, &ErrorCode::Unauthorized, &ErrorCode::Forbidden]);
+        assert_eq!(
+            drops,
+            [
+                &ErrorCode::NotFound,
+                &ErrorCode::Unauthorized,
+                &ErrorCode::Forbidden
+            ]
+        );
     }
 }

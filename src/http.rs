@@ -8,6 +8,7 @@
 //! - a bearer token only to an allowed https host (plain http only to loopback, and only when
 //!   the caller opted in), never to a url with user info: checked here, so no source can
 //!   forget it. A refused url gets HOST_NOT_ALLOWED and no request at all.
+//!
 //! Errors are described in our own words: reqwest's text is never passed on.
 
 use crate::config::DEFAULT_TOKEN_HOSTS;
@@ -49,7 +50,10 @@ impl HostPolicy {
             .map(|s| s.to_string())
             .chain(extra.iter().map(|h| h.to_ascii_lowercase()))
             .collect();
-        HostPolicy { patterns, allow_insecure_loopback }
+        HostPolicy {
+            patterns,
+            allow_insecure_loopback,
+        }
     }
 
     pub fn allow_insecure_loopback(&self) -> bool {
@@ -60,7 +64,11 @@ impl HostPolicy {
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.patterns.iter().any(|p| match p.strip_prefix("*.") {
-            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.'),
+            Some(domain) => {
+                host.len() > domain.len() + 1
+                    && host.ends_with(domain)
+                    && host[..host.len() - domain.len()].ends_with('.')
+            }
             None => host == *p,
         })
     }
@@ -70,13 +78,18 @@ impl HostPolicy {
         if !url.username().is_empty() || url.password().is_some() {
             return Err("the url carries user info".into());
         }
-        if self.allow_insecure_loopback && is_loopback(url) && matches!(url.scheme(), "http" | "https") {
+        if self.allow_insecure_loopback
+            && is_loopback(url)
+            && matches!(url.scheme(), "http" | "https")
+        {
             return Ok(());
         }
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(url) => {
-                return Err("plain http is allowed only to loopback, with allowInsecureLoopback".into())
+                return Err(
+                    "plain http is allowed only to loopback, with allowInsecureLoopback".into(),
+                )
             }
             "http" => return Err("a token is sent only over https".into()),
             other => return Err(format!("the scheme '{other}' is not https")),
@@ -154,7 +167,10 @@ static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
         // No proxy: the identity endpoints are plain http on loopback or link-local, and a
         // proxy taken from the environment would see their secret headers.
         .no_proxy()
-        .user_agent(concat!("commerce-secret-manager/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!(
+            "commerce-secret-manager/",
+            env!("CARGO_PKG_VERSION")
+        ))
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .map_err(|_| "the HTTP client could not be built".to_owned())
@@ -193,7 +209,16 @@ fn origin(url: &Url) -> String {
 
 /// The server's requested wait: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After` seconds.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    let num = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
     if let Some(ms) = num("retry-after-ms").or_else(|| num("x-ms-retry-after-ms")) {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
@@ -203,13 +228,20 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn jitter_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Full jitter: a random wait in [0, min(cap, base * 2^(attempt-1))].
 fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << (attempt - 1).min(10)).min(BACKOFF_CAP);
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << (attempt - 1).min(10))
+        .min(BACKOFF_CAP);
     ceiling.mul_f64(jitter_fraction())
 }
 
@@ -218,14 +250,20 @@ impl Http {
         Http { policy }
     }
 
-    async fn attempt(client: &reqwest::Client, call: &Call<'_>, remaining: Duration) -> Result<Reply, Fault> {
+    async fn attempt(
+        client: &reqwest::Client,
+        call: &Call<'_>,
+        remaining: Duration,
+    ) -> Result<Reply, Fault> {
         let mut headers = HeaderMap::new();
         for (name, value) in &call.headers {
-            let v = HeaderValue::from_str(value).map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
             headers.insert(HeaderName::from_static(name), v);
         }
         for (name, value) in &call.secret_headers {
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
+            let mut v = HeaderValue::from_str(value.expose())
+                .map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
             v.set_sensitive(true);
             headers.insert(HeaderName::from_static(name), v);
         }
@@ -235,12 +273,26 @@ impl Http {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
-        let mut req = client.request(call.method.clone(), call.url.clone()).headers(headers).timeout(remaining);
+        let mut req = client
+            .request(call.method.clone(), call.url.clone())
+            .headers(headers)
+            .timeout(remaining);
         if let Some(form) = &call.form {
-            req = req.header("content-type", "application/x-www-form-urlencoded").body(form.clone());
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone());
         }
-        let mut resp = req.send().await.map_err(|e| if e.is_timeout() { Fault::Timeout } else { Fault::Transport(describe_transport(&e)) })?;
-        if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        let mut resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                Fault::Timeout
+            } else {
+                Fault::Transport(describe_transport(&e))
+            }
+        })?;
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
             return Err(Fault::TooLarge);
         }
         let status = resp.status().as_u16();
@@ -259,21 +311,40 @@ impl Http {
                 Err(e) => return Err(Fault::Transport(describe_transport(&e))),
             }
         }
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Send `call`, retrying as the module says, until `deadline`. `what` names the call in
     /// messages ("secret 'k' from Retail Server"). A non-2xx status that is not retried, or
     /// still failing after the last attempt, comes back as a `Reply` for the caller to map.
-    pub async fn send(&self, call: &Call<'_>, deadline: Instant, what: &str) -> Result<Reply, SecretError> {
+    pub async fn send(
+        &self,
+        call: &Call<'_>,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Reply, SecretError> {
         if call.bearer.is_some() {
-            self.policy
-                .check_token_url(&call.url)
-                .map_err(|why| SecretError::new(ErrorCode::HostNotAllowed, format!("{what}: {why}; nothing was sent")))?;
+            self.policy.check_token_url(&call.url).map_err(|why| {
+                SecretError::new(
+                    ErrorCode::HostNotAllowed,
+                    format!("{what}: {why}; nothing was sent"),
+                )
+            })?;
         }
-        let client = CLIENT.as_ref().map_err(|m| SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}")))?;
+        let client = CLIENT
+            .as_ref()
+            .map_err(|m| SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}")))?;
         let place = origin(&call.url);
-        let timeout = || SecretError::new(ErrorCode::Timeout, format!("{what}: no answer from {place} before the deadline"));
+        let timeout = || {
+            SecretError::new(
+                ErrorCode::Timeout,
+                format!("{what}: no answer from {place} before the deadline"),
+            )
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -281,7 +352,12 @@ impl Http {
             if now >= deadline {
                 return Err(timeout());
             }
-            let outcome = match tokio::time::timeout_at(deadline, Http::attempt(client, call, deadline - now)).await {
+            let outcome = match tokio::time::timeout_at(
+                deadline,
+                Http::attempt(client, call, deadline - now),
+            )
+            .await
+            {
                 Err(_) => return Err(timeout()),
                 Ok(o) => o,
             };
@@ -290,17 +366,27 @@ impl Http {
                 Err(Fault::TooLarge) => {
                     return Err(SecretError::new(
                         ErrorCode::BadResponse,
-                        format!("{what}: the reply from {place} is larger than {} KiB", MAX_BODY_BYTES / 1024),
+                        format!(
+                            "{what}: the reply from {place} is larger than {} KiB",
+                            MAX_BODY_BYTES / 1024
+                        ),
                     ))
                 }
-                Err(Fault::Build(m)) => return Err(SecretError::new(ErrorCode::InvalidArgument, format!("{what}: {m}"))),
+                Err(Fault::Build(m)) => {
+                    return Err(SecretError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("{what}: {m}"),
+                    ))
+                }
                 Err(Fault::Transport(m)) => {
-                    let err = SecretError::new(ErrorCode::Unavailable, format!("{what}: {place}: {m}"));
+                    let err =
+                        SecretError::new(ErrorCode::Unavailable, format!("{what}: {place}: {m}"));
                     (true, None, Err(err))
                 }
                 Ok(reply) => {
-                    let retryable =
-                        reply.status == 429 || reply.status >= 500 || call.retry_statuses.contains(&reply.status);
+                    let retryable = reply.status == 429
+                        || reply.status >= 500
+                        || call.retry_statuses.contains(&reply.status);
                     (retryable, retry_after(&reply.headers), Ok(reply))
                 }
             };
@@ -362,12 +448,20 @@ mod tests {
     fn loopback_only_when_opted_in() {
         let strict = HostPolicy::new(&[], false);
         let loose = HostPolicy::new(&[], true);
-        for u in ["http://127.0.0.1:1/", "http://127.8.9.10/", "http://localhost:3/", "http://[::1]:4/", "https://127.0.0.1/"] {
+        for u in [
+            "http://127.0.0.1:1/",
+            "http://127.8.9.10/",
+            "http://localhost:3/",
+            "http://[::1]:4/",
+            "https://127.0.0.1/",
+        ] {
             assert!(strict.check_token_url(&url(u)).is_err(), "{u}");
             assert!(loose.check_token_url(&url(u)).is_ok(), "{u}");
         }
         assert!(loose.check_token_url(&url("http://10.0.0.1/")).is_err());
-        assert!(loose.check_token_url(&url("http://u:p@127.0.0.1/")).is_err());
+        assert!(loose
+            .check_token_url(&url("http://u:p@127.0.0.1/"))
+            .is_err());
         assert!(loose.check_token_url(&url("http://example.com/")).is_err());
     }
 
@@ -382,7 +476,10 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("50"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(50)));
         let mut bad = HeaderMap::new();
-        bad.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        bad.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&bad), None);
     }
 

@@ -6,8 +6,8 @@
 //! share one request, and a token is refreshed 5 minutes before it expires.
 //! A token is a `SecretString`: never in a message, a `Debug` or an event.
 
-use crate::cache::SystemClock;
 use crate::cache::Clock;
+use crate::cache::SystemClock;
 use crate::error::{ErrorCode, SecretError};
 use crate::http::{is_loopback, Call, Http};
 use crate::secret::SecretString;
@@ -47,7 +47,13 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, SecretError
 pub trait Provider: Send + Sync {
     /// How this provider was chosen, for `doctor` (no secret in it).
     fn describe(&self) -> String;
-    fn fetch<'a>(&'a self, http: &'a Http, resource: &'a str, tenant: Option<&'a str>, deadline: Instant) -> TokenFuture<'a>;
+    fn fetch<'a>(
+        &'a self,
+        http: &'a Http,
+        resource: &'a str,
+        tenant: Option<&'a str>,
+        deadline: Instant,
+    ) -> TokenFuture<'a>;
 }
 
 fn form_encode(s: &str) -> String {
@@ -74,8 +80,14 @@ fn parse_app_service_date(s: &str) -> Option<f64> {
     let date = parts.next()?;
     let time = parts.next()?;
     let zone = parts.next().unwrap_or("+00:00");
-    let d: Vec<i64> = date.split('/').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let d: Vec<i64> = date
+        .split('/')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     if d.len() != 3 || t.len() != 3 || !(1..=12).contains(&d[0]) || !(1..=31).contains(&d[1]) {
         return None;
     }
@@ -84,7 +96,10 @@ fn parse_app_service_date(s: &str) -> Option<f64> {
         b'-' => (-1, &zone[1..]),
         _ => return None,
     };
-    let z: Vec<i64> = zone.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let z: Vec<i64> = zone
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     let offset = sign * (z.first()? * 3600 + z.get(1).copied().unwrap_or(0) * 60);
     let days = days_from_civil(d[2], d[0], d[1]);
     Some((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2] - offset) as f64)
@@ -102,7 +117,8 @@ fn number_or_string(v: Option<&Value>) -> Option<f64> {
 /// A token reply of any of the shapes protocol.md lists: `expires_on` as epoch seconds
 /// (string or number) or App Service's date string, or `expires_in` (string or number).
 pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "the token reply is not JSON".to_owned())?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| "the token reply is not JSON".to_owned())?;
     let token = match v.get("access_token") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err("the token reply has no access_token".into()),
@@ -114,7 +130,11 @@ pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
         })
         .or_else(|| number_or_string(v.get("expires_in")).map(|s| now + s))
         .ok_or_else(|| "the token reply has no usable expires_on or expires_in".to_owned())?;
-    Ok(Token { value: SecretString::new(token), expires_at, fetched_at: now })
+    Ok(Token {
+        value: SecretString::new(token),
+        expires_at,
+        fetched_at: now,
+    })
 }
 
 /// The error text of a token endpoint's reply: AAD's `error`/`error_description`, IMDS's,
@@ -125,11 +145,24 @@ fn endpoint_message(body: &[u8]) -> String {
         Err(_) => return String::new(),
     };
     let pick = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let parts: Vec<String> = [pick("error"), pick("error_description"), pick("message"), v.get("error").and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_owned)]
-        .into_iter()
-        .flatten()
+    let parts: Vec<String> = [
+        pick("error"),
+        pick("error_description"),
+        pick("message"),
+        v.get("error")
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let text: String = parts
+        .join(": ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
         .collect();
-    let text: String = parts.join(": ").chars().filter(|c| !c.is_control()).take(300).collect();
     if text.is_empty() {
         text
     } else {
@@ -137,16 +170,35 @@ fn endpoint_message(body: &[u8]) -> String {
     }
 }
 
-async fn token_request(http: &Http, call: Call<'_>, deadline: Instant, endpoint: &str) -> Result<Token, SecretError> {
+async fn token_request(
+    http: &Http,
+    call: Call<'_>,
+    deadline: Instant,
+    endpoint: &str,
+) -> Result<Token, SecretError> {
     let what = format!("token from {endpoint}");
-    let reply = http.send(&call, deadline, &what).await.map_err(|e| match e.code {
-        ErrorCode::Timeout => e,
-        ErrorCode::Unavailable => SecretError { code: ErrorCode::IdentityUnavailable, transient: true, ..e },
-        _ => SecretError { code: ErrorCode::IdentityUnavailable, ..e },
-    })?;
+    let reply = http
+        .send(&call, deadline, &what)
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::Timeout => e,
+            ErrorCode::Unavailable => SecretError {
+                code: ErrorCode::IdentityUnavailable,
+                transient: true,
+                ..e
+            },
+            _ => SecretError {
+                code: ErrorCode::IdentityUnavailable,
+                ..e
+            },
+        })?;
     if !reply.ok() {
-        let mut err = fail(format!("{what}: the endpoint answered {}{}", reply.status, endpoint_message(&reply.body)))
-            .with_status(reply.status);
+        let mut err = fail(format!(
+            "{what}: the endpoint answered {}{}",
+            reply.status,
+            endpoint_message(&reply.body)
+        ))
+        .with_status(reply.status);
         err.transient = reply.status == 429 || reply.status >= 500;
         return Err(err);
     }
@@ -170,19 +222,39 @@ impl Provider for AppService {
         }
     }
 
-    fn fetch<'a>(&'a self, http: &'a Http, resource: &'a str, _tenant: Option<&'a str>, deadline: Instant) -> TokenFuture<'a> {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a Http,
+        resource: &'a str,
+        _tenant: Option<&'a str>,
+        deadline: Instant,
+    ) -> TokenFuture<'a> {
         Box::pin(async move {
             let mut url = self.endpoint.clone();
             {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("resource", resource);
-                q.append_pair("api-version", if self.legacy { "2017-09-01" } else { "2019-08-01" });
+                q.append_pair(
+                    "api-version",
+                    if self.legacy {
+                        "2017-09-01"
+                    } else {
+                        "2019-08-01"
+                    },
+                );
                 if let Some(id) = &self.client_id {
                     q.append_pair(if self.legacy { "clientid" } else { "client_id" }, id);
                 }
             }
             let mut call = Call::get(url);
-            call.secret_headers.push((if self.legacy { "secret" } else { "x-identity-header" }, &self.header));
+            call.secret_headers.push((
+                if self.legacy {
+                    "secret"
+                } else {
+                    "x-identity-header"
+                },
+                &self.header,
+            ));
             token_request(http, call, deadline, "the App Service identity endpoint").await
         })
     }
@@ -199,9 +271,18 @@ impl Provider for Imds {
         format!("imds ({})", self.base)
     }
 
-    fn fetch<'a>(&'a self, http: &'a Http, resource: &'a str, _tenant: Option<&'a str>, deadline: Instant) -> TokenFuture<'a> {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a Http,
+        resource: &'a str,
+        _tenant: Option<&'a str>,
+        deadline: Instant,
+    ) -> TokenFuture<'a> {
         Box::pin(async move {
-            let mut url = self.base.join("/metadata/identity/oauth2/token").map_err(|_| fail("the IMDS address is not a url".into()))?;
+            let mut url = self
+                .base
+                .join("/metadata/identity/oauth2/token")
+                .map_err(|_| fail("the IMDS address is not a url".into()))?;
             {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("api-version", "2018-02-01");
@@ -231,24 +312,43 @@ pub struct ClientSecret {
 
 impl Provider for ClientSecret {
     fn describe(&self) -> String {
-        format!("client-secret (client {} at {})", self.client_id, self.authority)
+        format!(
+            "client-secret (client {} at {})",
+            self.client_id, self.authority
+        )
     }
 
-    fn fetch<'a>(&'a self, http: &'a Http, resource: &'a str, tenant: Option<&'a str>, deadline: Instant) -> TokenFuture<'a> {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a Http,
+        resource: &'a str,
+        tenant: Option<&'a str>,
+        deadline: Instant,
+    ) -> TokenFuture<'a> {
         Box::pin(async move {
             let tenant = tenant.or(self.tenant.as_deref()).ok_or_else(|| {
                 fail("client-secret identity: no tenant (set tenantId or AZURE_TENANT_ID)".into())
             })?;
-            if !tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-                return Err(fail("client-secret identity: the tenant is not a tenant id or domain".into()));
+            if !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(fail(
+                    "client-secret identity: the tenant is not a tenant id or domain".into(),
+                ));
             }
             // The client secret goes only over https (or to loopback when opted in).
             let secure = self.authority.scheme() == "https"
-                || (self.allow_insecure_loopback && is_loopback(&self.authority) && self.authority.scheme() == "http");
+                || (self.allow_insecure_loopback
+                    && is_loopback(&self.authority)
+                    && self.authority.scheme() == "http");
             if !secure || !self.authority.username().is_empty() {
                 return Err(SecretError::new(
                     ErrorCode::HostNotAllowed,
-                    format!("client-secret identity: the authority {} is not https; nothing was sent", self.authority),
+                    format!(
+                        "client-secret identity: the authority {} is not https; nothing was sent",
+                        self.authority
+                    ),
                 ));
             }
             let url = self
@@ -278,7 +378,13 @@ impl Provider for Unavailable {
         format!("none ({})", self.0)
     }
 
-    fn fetch<'a>(&'a self, _: &'a Http, _: &'a str, _: Option<&'a str>, _: Instant) -> TokenFuture<'a> {
+    fn fetch<'a>(
+        &'a self,
+        _: &'a Http,
+        _: &'a str,
+        _: Option<&'a str>,
+        _: Instant,
+    ) -> TokenFuture<'a> {
         Box::pin(async move { Err(fail(self.0.clone())) })
     }
 }
@@ -308,7 +414,10 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
             return Ok(Box::new(AppService {
                 endpoint: parse(ep, "IDENTITY_ENDPOINT")?,
                 header: SecretString::new(h.expose().to_owned()),
-                client_id: s.user_assigned_client_id.clone().or_else(|| s.client_id.clone()),
+                client_id: s
+                    .user_assigned_client_id
+                    .clone()
+                    .or_else(|| s.client_id.clone()),
                 legacy: false,
             }));
         }
@@ -316,7 +425,10 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
             return Ok(Box::new(AppService {
                 endpoint: parse(ep, "MSI_ENDPOINT")?,
                 header: SecretString::new(h.expose().to_owned()),
-                client_id: s.user_assigned_client_id.clone().or_else(|| s.client_id.clone()),
+                client_id: s
+                    .user_assigned_client_id
+                    .clone()
+                    .or_else(|| s.client_id.clone()),
                 legacy: true,
             }));
         }
@@ -336,7 +448,10 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
     };
     let imds = || -> Result<Box<dyn Provider>, String> {
         Ok(Box::new(Imds {
-            base: parse(s.pod_identity_host.as_deref().unwrap_or(IMDS_DEFAULT), "AZURE_POD_IDENTITY_AUTHORITY_HOST")?,
+            base: parse(
+                s.pod_identity_host.as_deref().unwrap_or(IMDS_DEFAULT),
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            )?,
             client_id: s.client_id.clone(),
         }))
     };
@@ -344,7 +459,9 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
         "app-service" => app_service(),
         "client-secret" => client_secret(),
         "imds" => imds(),
-        _ => app_service().or_else(|_| client_secret()).or_else(|_| imds()),
+        _ => app_service()
+            .or_else(|_| client_secret())
+            .or_else(|_| imds()),
     };
     chosen.unwrap_or_else(|why| Box::new(Unavailable(why)))
 }
@@ -359,7 +476,11 @@ pub struct TokenCache {
 
 impl TokenCache {
     pub fn new(provider: Box<dyn Provider>) -> Self {
-        TokenCache { provider, slots: Mutex::new(HashMap::new()), requests: AtomicU64::new(0) }
+        TokenCache {
+            provider,
+            slots: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -373,7 +494,10 @@ impl TokenCache {
 
     fn slot(&self, resource: &str, tenant: Option<&str>) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry((resource.to_owned(), tenant.map(str::to_owned))).or_default().clone()
+        slots
+            .entry((resource.to_owned(), tenant.map(str::to_owned)))
+            .or_default()
+            .clone()
     }
 
     /// A fresh token for `resource`. `stale`: the token the caller was just refused with; a
@@ -390,7 +514,12 @@ impl TokenCache {
         // One fetch at a time per (resource, tenant): the waiters find its token.
         let mut guard = match tokio::time::timeout_at(deadline, slot.lock()).await {
             Ok(g) => g,
-            Err(_) => return Err(SecretError::new(ErrorCode::Timeout, "waiting for a token: the deadline passed")),
+            Err(_) => {
+                return Err(SecretError::new(
+                    ErrorCode::Timeout,
+                    "waiting for a token: the deadline passed",
+                ))
+            }
         };
         if let Some(t) = guard.as_ref() {
             let refused = stale.is_some_and(|s| Arc::ptr_eq(s, t));
@@ -399,7 +528,11 @@ impl TokenCache {
             }
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let token = Arc::new(self.provider.fetch(http, resource, tenant, deadline).await?);
+        let token = Arc::new(
+            self.provider
+                .fetch(http, resource, tenant, deadline)
+                .await?,
+        );
         *guard = Some(token.clone());
         Ok(token)
     }
@@ -413,49 +546,99 @@ mod tests {
     fn token_reply_shapes() {
         let now = 1_600_000_000.0;
         // IMDS: every field a string.
-        let t = parse_token_reply(br#"{"access_token":"a","expires_in":"28799","expires_on":"1580179303"}"#, now).unwrap();
+        let t = parse_token_reply(
+            br#"{"access_token":"a","expires_in":"28799","expires_on":"1580179303"}"#,
+            now,
+        )
+        .unwrap();
         assert_eq!(t.expires_at, 1_580_179_303.0);
         // App Service: epoch seconds in a string, or a date string.
-        assert_eq!(parse_token_reply(br#"{"access_token":"a","expires_on":"1621617501"}"#, now).unwrap().expires_at, 1_621_617_501.0);
-        let d = parse_token_reply(br#"{"access_token":"a","expires_on":"05/22/2021 17:18:21 +00:00"}"#, now).unwrap();
+        assert_eq!(
+            parse_token_reply(br#"{"access_token":"a","expires_on":"1621617501"}"#, now)
+                .unwrap()
+                .expires_at,
+            1_621_617_501.0
+        );
+        let d = parse_token_reply(
+            br#"{"access_token":"a","expires_on":"05/22/2021 17:18:21 +00:00"}"#,
+            now,
+        )
+        .unwrap();
         assert_eq!(d.expires_at, 1_621_703_901.0);
-        let z = parse_token_reply(br#"{"access_token":"a","expires_on":"05/22/2021 19:18:21 +02:00"}"#, now).unwrap();
+        let z = parse_token_reply(
+            br#"{"access_token":"a","expires_on":"05/22/2021 19:18:21 +02:00"}"#,
+            now,
+        )
+        .unwrap();
         assert_eq!(z.expires_at, 1_621_703_901.0);
         // AAD v2: expires_in a number, no expires_on.
-        assert_eq!(parse_token_reply(br#"{"access_token":"a","expires_in":3599}"#, now).unwrap().expires_at, now + 3599.0);
-        for bad in [&b"nope"[..], br#"{"expires_in":1}"#, br#"{"access_token":"","expires_in":1}"#, br#"{"access_token":"a"}"#, br#"{"access_token":"a","expires_on":"soon"}"#] {
+        assert_eq!(
+            parse_token_reply(br#"{"access_token":"a","expires_in":3599}"#, now)
+                .unwrap()
+                .expires_at,
+            now + 3599.0
+        );
+        for bad in [
+            &b"nope"[..],
+            br#"{"expires_in":1}"#,
+            br#"{"access_token":"","expires_in":1}"#,
+            br#"{"access_token":"a"}"#,
+            br#"{"access_token":"a","expires_on":"soon"}"#,
+        ] {
             assert!(parse_token_reply(bad, now).is_err());
         }
     }
 
     #[test]
     fn token_freshness_keeps_a_margin() {
-        let t = Token { value: SecretString::new("t".into()), expires_at: 10_000.0, fetched_at: 6_400.0 };
+        let t = Token {
+            value: SecretString::new("t".into()),
+            expires_at: 10_000.0,
+            fetched_at: 6_400.0,
+        };
         assert!(t.fresh(9_699.0));
         assert!(!t.fresh(9_700.0), "refreshed 5 minutes before expiry");
-        let short = Token { value: SecretString::new("t".into()), expires_at: 100.0, fetched_at: 0.0 };
-        assert!(short.fresh(49.0) && !short.fresh(50.0), "a short-lived token: at half its life");
+        let short = Token {
+            value: SecretString::new("t".into()),
+            expires_at: 100.0,
+            fetched_at: 0.0,
+        };
+        assert!(
+            short.fresh(49.0) && !short.fresh(50.0),
+            "a short-lived token: at half its life"
+        );
     }
 
     #[test]
     fn endpoint_messages_keep_only_the_error_text() {
-        assert_eq!(endpoint_message(br#"{"error":"invalid_request","error_description":"Bad\nthing"}"#), ": invalid_request: Badthing");
+        assert_eq!(
+            endpoint_message(br#"{"error":"invalid_request","error_description":"Bad\nthing"}"#),
+            ": invalid_request: Badthing"
+        );
         assert_eq!(endpoint_message(b"<html>"), "");
     }
 
     #[test]
     fn auto_picks_app_service_then_client_secret_then_imds() {
-        let mut s = IdentitySettings { choice: "auto".into(), ..Default::default() };
+        let mut s = IdentitySettings {
+            choice: "auto".into(),
+            ..Default::default()
+        };
         assert!(provider_from(&s).describe().starts_with("imds"));
         s.client_id = Some("c".into());
         s.client_secret = Some(SecretString::new("sentinel-secret".into()));
         assert!(provider_from(&s).describe().starts_with("client-secret"));
         s.identity_endpoint = Some("http://127.0.0.1:41741/msi/token/".into());
         s.identity_header = Some(SecretString::new("h".into()));
-        assert!(provider_from(&s).describe().starts_with("app-service (IDENTITY_ENDPOINT"));
+        assert!(provider_from(&s)
+            .describe()
+            .starts_with("app-service (IDENTITY_ENDPOINT"));
         s.choice = "imds".into();
         assert!(provider_from(&s).describe().starts_with("imds"));
-        let none = IdentitySettings { choice: "app-service".into(), ..Default::default() };
+        let none = IdentitySettings {
+            choice: "app-service".into(),
+            ..Default::default()
+        };
         assert!(provider_from(&none).describe().starts_with("none"));
         assert!(!format!("{:?}", s).contains("sentinel"));
     }

@@ -1,7 +1,10 @@
 //! The napi surface only: one class the JS layer wraps, argument conversion, and replies as
 //! plain data (a code and a message, never an Error object: those are made in the caller's
 //! realm by `index.js`). Everything else lives in pure-Rust modules with their own tests.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod cache;
 pub mod config;
@@ -14,20 +17,20 @@ pub mod source;
 use cache::{compose_key, Answer, Cache, Event, Mode};
 use config::{Config, SourceKind};
 use error::{ErrorCode, SecretError};
+use http::{HostPolicy, Http};
+use identity::TokenCache;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use secret::Secret;
+use source::key_vault::{KeyVaultSource, Vault};
 use source::local::LocalSource;
 use source::memory::MemorySource;
-use source::key_vault::{KeyVaultSource, Vault};
 use source::retail_server::{self as retail, RetailServerSource};
 use source::{validate_key, Source, Unconfigured};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use http::{HostPolicy, Http};
-use identity::TokenCache;
 use std::time::{Duration, Instant};
 
 /// One answer, as data. `code` is set on failure (then `value` is absent).
@@ -169,7 +172,9 @@ fn event_name(e: Event) -> &'static str {
 
 fn cache_reply(r: cache::Reply) -> NativeReply {
     let mut out = match &r.answer {
-        Answer::Value { secret, expires_at } => value_reply(secret, expires_at.floor(), event_name(r.event)),
+        Answer::Value { secret, expires_at } => {
+            value_reply(secret, expires_at.floor(), event_name(r.event))
+        }
         Answer::Error(e) => error_reply(e, 0.0),
     };
     out.refresh = r.refresh;
@@ -187,7 +192,10 @@ impl Manager {
         let mut memory = None;
         let mut remote = None;
         let source: Arc<dyn Source> = match (&config.not_configured, config.source) {
-            (Some(reason), kind) => Arc::new(Unconfigured { kind, reason: reason.clone() }),
+            (Some(reason), kind) => Arc::new(Unconfigured {
+                kind,
+                reason: reason.clone(),
+            }),
             (None, SourceKind::Local) => {
                 let l = Arc::new(LocalSource::new(config.secrets_files.clone(), config.watch));
                 local = Some(l.clone());
@@ -199,27 +207,47 @@ impl Manager {
                 m
             }
             (None, SourceKind::RetailServer) => {
-                let http = Arc::new(Http::new(HostPolicy::new(&config.allowed_hosts, config.allow_insecure_loopback)));
+                let http = Arc::new(Http::new(HostPolicy::new(
+                    &config.allowed_hosts,
+                    config.allow_insecure_loopback,
+                )));
                 let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
                 remote = Some((http.clone(), tokens.clone()));
                 Arc::new(RetailServerSource {
                     http,
                     tokens,
                     oun: config.oun.clone(),
-                    version_problem: retail::version_problem(config.retail_server_version.as_deref()),
+                    version_problem: retail::version_problem(
+                        config.retail_server_version.as_deref(),
+                    ),
                 })
             }
-            (None, SourceKind::KeyVault) if config.vault_urls.is_empty() => Arc::new(Unconfigured {
-                kind: SourceKind::KeyVault,
-                reason: "no vault: set the vaultUrls option or COMMERCE_SECRETS_VAULT_URLS".into(),
-            }),
+            (None, SourceKind::KeyVault) if config.vault_urls.is_empty() => {
+                Arc::new(Unconfigured {
+                    kind: SourceKind::KeyVault,
+                    reason: "no vault: set the vaultUrls option or COMMERCE_SECRETS_VAULT_URLS"
+                        .into(),
+                })
+            }
             (None, SourceKind::KeyVault) => {
-                let http = Arc::new(Http::new(HostPolicy::new(&config.allowed_hosts, config.allow_insecure_loopback)));
+                let http = Arc::new(Http::new(HostPolicy::new(
+                    &config.allowed_hosts,
+                    config.allow_insecure_loopback,
+                )));
                 let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
                 remote = Some((http.clone(), tokens.clone()));
                 // The urls were checked by the configuration; one that will not parse is skipped.
-                let vaults = config.vault_urls.iter().filter_map(|u| url::Url::parse(u).ok()).map(Vault::new).collect();
-                Arc::new(KeyVaultSource { http, tokens, vaults })
+                let vaults = config
+                    .vault_urls
+                    .iter()
+                    .filter_map(|u| url::Url::parse(u).ok())
+                    .map(Vault::new)
+                    .collect();
+                Arc::new(KeyVaultSource {
+                    http,
+                    tokens,
+                    vaults,
+                })
             }
         };
         let timeout = Duration::from_secs_f64(config.timeout_ms / 1000.0);
@@ -236,7 +264,13 @@ impl Manager {
     }
 
     fn closed_reply(key: &str) -> NativeReply {
-        error_reply(&SecretError::new(ErrorCode::Closed, format!("secret '{key}': the secret manager was closed")), 0.0)
+        error_reply(
+            &SecretError::new(
+                ErrorCode::Closed,
+                format!("secret '{key}': the secret manager was closed"),
+            ),
+            0.0,
+        )
     }
 
     /// Bad argument, closed, or an in-process source: answered without the cache.
@@ -251,7 +285,11 @@ impl Manager {
             return Some(error_reply(&e, 0.0));
         }
         let result = self.source.read_now(key)?;
-        let expires_on = if self.source.kind() == SourceKind::Local { LOCAL_EXPIRES_ON } else { 0.0 };
+        let expires_on = if self.source.kind() == SourceKind::Local {
+            LOCAL_EXPIRES_ON
+        } else {
+            0.0
+        };
         Some(match result {
             Ok(secret) => value_reply(&secret, expires_on, "hit"),
             Err(e) => error_reply(&e, expires_on),
@@ -266,7 +304,13 @@ impl Manager {
         self.cache.lookup(&ck).map(cache_reply)
     }
 
-    async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode, touched: Vec<String>) -> NativeReply {
+    async fn fetch(
+        self: Arc<Self>,
+        key: String,
+        url: String,
+        mode: Mode,
+        touched: Vec<String>,
+    ) -> NativeReply {
         let started = Instant::now();
         self.cache.touch(&touched);
         if let Some(reply) = self.answer_now(&key) {
@@ -281,11 +325,15 @@ impl Manager {
                 let k = key.clone();
                 Box::pin(async move {
                     let deadline = tokio::time::Instant::now() + timeout;
-                    match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await {
+                    match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await
+                    {
                         Ok(r) => r,
                         Err(_) => Err(SecretError::new(
                             ErrorCode::Timeout,
-                            format!("secret '{k}': no answer from the {} source within {timeout_ms} ms", kind.as_str()),
+                            format!(
+                                "secret '{k}': no answer from the {} source within {timeout_ms} ms",
+                                kind.as_str()
+                            ),
                         )),
                     }
                 })
@@ -311,9 +359,16 @@ impl NativeManager {
     /// `options` is the user's options object less `onEvent`; `env` the environment; `cwd`
     /// the working directory. A misuse throws with a message naming the option.
     #[napi(constructor)]
-    pub fn new(options: serde_json::Value, env: HashMap<String, String>, cwd: String) -> Result<Self> {
-        let config = Config::from_parts(&options, &env, &PathBuf::from(cwd)).map_err(|m| Error::new(Status::InvalidArg, m))?;
-        Ok(NativeManager { inner: Arc::new(Manager::new(config)) })
+    pub fn new(
+        options: serde_json::Value,
+        env: HashMap<String, String>,
+        cwd: String,
+    ) -> Result<Self> {
+        let config = Config::from_parts(&options, &env, &PathBuf::from(cwd))
+            .map_err(|m| Error::new(Status::InvalidArg, m))?;
+        Ok(NativeManager {
+            inner: Arc::new(Manager::new(config)),
+        })
     }
 
     #[napi(getter)]
@@ -383,8 +438,17 @@ impl NativeManager {
             source: c.source.as_str().to_owned(),
             reason: c.reason.clone(),
             configured: c.not_configured.is_none(),
-            secrets_files: c.secrets_files.iter().map(|p| p.display().to_string()).collect(),
-            secrets_file_in_use: self.inner.local.as_ref().and_then(|l| l.path_in_use()).map(|p| p.display().to_string()),
+            secrets_files: c
+                .secrets_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            secrets_file_in_use: self
+                .inner
+                .local
+                .as_ref()
+                .and_then(|l| l.path_in_use())
+                .map(|p| p.display().to_string()),
             watch: c.watch,
             oun: c.oun.clone(),
             oun_origin: c.oun_origin.to_owned(),
@@ -409,11 +473,23 @@ impl NativeManager {
         env.spawn_future(async move {
             let deadline = tokio::time::Instant::now() + inner.timeout;
             let Some(probe) = inner.source.clone().probe(deadline) else {
-                return Ok(NativeTokenCheck { ok: false, code: None, message: "this source uses no token".into() });
+                return Ok(NativeTokenCheck {
+                    ok: false,
+                    code: None,
+                    message: "this source uses no token".into(),
+                });
             };
             Ok(match probe.await {
-                Ok(message) => NativeTokenCheck { ok: true, code: None, message },
-                Err(e) => NativeTokenCheck { ok: false, code: Some(e.code.as_str().to_owned()), message: e.message },
+                Ok(message) => NativeTokenCheck {
+                    ok: true,
+                    code: None,
+                    message,
+                },
+                Err(e) => NativeTokenCheck {
+                    ok: false,
+                    code: Some(e.code.as_str().to_owned()),
+                    message: e.message,
+                },
             })
         })
     }
@@ -421,7 +497,11 @@ impl NativeManager {
     /// Token requests made so far by the remote source (tests count them).
     #[napi]
     pub fn token_requests(&self) -> f64 {
-        self.inner.remote.as_ref().map(|(_, t)| t.requests() as f64).unwrap_or(0.0)
+        self.inner
+            .remote
+            .as_ref()
+            .map(|(_, t)| t.requests() as f64)
+            .unwrap_or(0.0)
     }
 
     /// Every key of the local secrets file (for `validate`); names only.
@@ -431,11 +511,22 @@ impl NativeManager {
             None => NativeKeys {
                 keys: Vec::new(),
                 code: Some(ErrorCode::InvalidArgument.as_str().to_owned()),
-                message: Some(format!("the {} source cannot list its keys; name them", self.inner.source.kind().as_str())),
+                message: Some(format!(
+                    "the {} source cannot list its keys; name them",
+                    self.inner.source.kind().as_str()
+                )),
             },
             Some(l) => match l.keys() {
-                Ok(keys) => NativeKeys { keys, code: None, message: None },
-                Err(e) => NativeKeys { keys: Vec::new(), code: Some(e.code.as_str().to_owned()), message: Some(e.message) },
+                Ok(keys) => NativeKeys {
+                    keys,
+                    code: None,
+                    message: None,
+                },
+                Err(e) => NativeKeys {
+                    keys: Vec::new(),
+                    code: Some(e.code.as_str().to_owned()),
+                    message: Some(e.message),
+                },
             },
         }
     }
@@ -443,7 +534,10 @@ impl NativeManager {
     /// Test hooks of the memory source; returns how many reads reached it.
     #[napi]
     pub fn test_control(&self, control: TestControl) -> Result<f64> {
-        let m = self.inner.memory.as_ref().ok_or_else(|| Error::new(Status::InvalidArg, "test hooks need the memory source"))?;
+        let m =
+            self.inner.memory.as_ref().ok_or_else(|| {
+                Error::new(Status::InvalidArg, "test hooks need the memory source")
+            })?;
         if let Some(key) = &control.key {
             if control.remove == Some(true) {
                 m.set_value(key, None);
@@ -453,7 +547,9 @@ impl NativeManager {
             if let Some(f) = &control.fault {
                 let code = match f.as_str() {
                     "" => None,
-                    s => Some(ErrorCode::parse(s).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown code {s}")))?),
+                    s => Some(ErrorCode::parse(s).ok_or_else(|| {
+                        Error::new(Status::InvalidArg, format!("unknown code {s}"))
+                    })?),
                 };
                 m.set_fault(key, code);
             }
@@ -464,7 +560,6 @@ impl NativeManager {
         Ok(m.reads() as f64)
     }
 }
-
 
 /// Benchmark anchor: an awaited no-op `async fn` across napi (a thread hand-off and back),
 /// what a cache hit would cost if it went through the runtime.

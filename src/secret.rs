@@ -57,7 +57,11 @@ pub struct Secret {
 
 impl Secret {
     pub fn new(value: String) -> Self {
-        Secret { value: SecretString::new(value), id: None, expires_at: None }
+        Secret {
+            value: SecretString::new(value),
+            id: None,
+            expires_at: None,
+        }
     }
 }
 
@@ -67,7 +71,11 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_value() {
-        let s = Secret { value: SecretString::new("hunter2-sentinel".into()), id: Some("id-1".into()), expires_at: None };
+        let s = Secret {
+            value: SecretString::new("hunter2-sentinel".into()),
+            id: Some("id-1".into()),
+            expires_at: None,
+        };
         let mut spare = String::with_capacity(64);
         spare.push_str("sized");
         assert_eq!(SecretString::new(spare).expose(), "sized");

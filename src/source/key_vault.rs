@@ -33,7 +33,10 @@ pub struct Challenge {
 /// Parses a `WWW-Authenticate: Bearer authorization="…/{tenant}", resource="…"` header
 /// (`authorization_uri` and `scope` are accepted too). Never panics, whatever the text.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let rest = header.trim().strip_prefix("Bearer").or_else(|| header.trim().strip_prefix("bearer"))?;
+    let rest = header
+        .trim()
+        .strip_prefix("Bearer")
+        .or_else(|| header.trim().strip_prefix("bearer"))?;
     let mut authorization = None;
     let mut resource = None;
     let mut scope = None;
@@ -61,10 +64,17 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         }
     }
     let authority = Url::parse(&authorization?).ok()?;
-    let tenant = authority.path_segments()?.filter(|p| !p.is_empty()).last()?.to_owned();
-    let resource = resource.or_else(|| scope.map(|s| s.trim_end_matches("/.default").to_owned()))?;
+    let tenant = authority
+        .path_segments()?
+        .rfind(|p| !p.is_empty())?
+        .to_owned();
+    let resource =
+        resource.or_else(|| scope.map(|s| s.trim_end_matches("/.default").to_owned()))?;
     Url::parse(&resource).ok()?;
-    Some(Challenge { tenant, resource: resource.trim_end_matches('/').to_owned() })
+    Some(Challenge {
+        tenant,
+        resource: resource.trim_end_matches('/').to_owned(),
+    })
 }
 
 /// Whether a challenge's resource may be given a token by this vault: its host is the vault's
@@ -73,8 +83,12 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
 /// (tests, local fakes, only with allowInsecureLoopback) cannot be in a Key Vault domain; it
 /// may name itself or the public `https://vault.azure.net`.
 pub fn resource_belongs(vault: &Url, resource: &str, loopback_allowed: bool) -> bool {
-    let Ok(r) = Url::parse(resource) else { return false };
-    let (Some(rh), Some(vh)) = (r.host_str(), vault.host_str()) else { return false };
+    let Ok(r) = Url::parse(resource) else {
+        return false;
+    };
+    let (Some(rh), Some(vh)) = (r.host_str(), vault.host_str()) else {
+        return false;
+    };
     let (rh, vh) = (rh.to_ascii_lowercase(), vh.to_ascii_lowercase());
     if r.scheme() != "https" && !(loopback_allowed && is_loopback(&r)) {
         return false;
@@ -82,7 +96,10 @@ pub fn resource_belongs(vault: &Url, resource: &str, loopback_allowed: bool) -> 
     if loopback_allowed && is_loopback(vault) {
         return rh == vh || resource.trim_end_matches('/') == PUBLIC_RESOURCE;
     }
-    vh == rh || vh.split_once('.').is_some_and(|(_, domain)| domain == rh && domain.contains('.'))
+    vh == rh
+        || vh
+            .split_once('.')
+            .is_some_and(|(_, domain)| domain == rh && domain.contains('.'))
 }
 
 /// `name`, `name/version` or `vault:///name[/version]`. Names: 1–127 of `0-9a-zA-Z-`.
@@ -92,9 +109,12 @@ pub fn parse_key(key: &str) -> Result<(&str, Option<&str>), String> {
         Some((n, v)) => (n, Some(v)),
         None => (bare, None),
     };
-    let name_ok = (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let name_ok = (1..=127).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !name_ok {
-        return Err("a Key Vault secret name is 1 to 127 characters of 0-9, a-z, A-Z and '-'".into());
+        return Err(
+            "a Key Vault secret name is 1 to 127 characters of 0-9, a-z, A-Z and '-'".into(),
+        );
     }
     if let Some(v) = version {
         if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -113,11 +133,18 @@ pub struct Vault {
 
 impl Vault {
     pub fn new(url: Url) -> Vault {
-        Vault { url, challenge: Mutex::new(None), discovering: tokio::sync::Mutex::new(()) }
+        Vault {
+            url,
+            challenge: Mutex::new(None),
+            discovering: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn known(&self) -> Option<Challenge> {
-        self.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn remember(&self, c: Challenge) {
@@ -138,34 +165,63 @@ pub struct KeyVaultSource {
 fn body_error(body: &[u8]) -> (String, String, String) {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let e = &v["error"];
-    let text = |x: &Value| x.as_str().unwrap_or("").chars().filter(|c| !c.is_control()).take(300).collect::<String>();
-    (text(&e["code"]), text(&e["message"]), text(&e["innererror"]["code"]))
+    let text = |x: &Value| {
+        x.as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect::<String>()
+    };
+    (
+        text(&e["code"]),
+        text(&e["message"]),
+        text(&e["innererror"]["code"]),
+    )
 }
 
 fn map_reply(key: &str, vault: &str, reply: &Reply, now: f64) -> Result<Secret, SecretError> {
     let status = reply.status;
-    let err = |code: ErrorCode, m: String| Err(SecretError::new(code, format!("secret '{key}' in {vault}: {m}")).with_status(status));
+    let err = |code: ErrorCode, m: String| {
+        Err(SecretError::new(code, format!("secret '{key}' in {vault}: {m}")).with_status(status))
+    };
     if reply.ok() {
         let v: Value = match serde_json::from_slice(&reply.body) {
             Ok(v) => v,
             Err(_) => return err(ErrorCode::BadResponse, "the reply is not JSON".into()),
         };
         let Some(value) = v.get("value").and_then(Value::as_str) else {
-            return err(ErrorCode::BadResponse, "the reply has no string value".into());
+            return err(
+                ErrorCode::BadResponse,
+                "the reply has no string value".into(),
+            );
         };
         let attrs = &v["attributes"];
         if attrs["enabled"].as_bool() == Some(false) {
             return err(ErrorCode::Forbidden, "the secret is disabled".into());
         }
         if let Some(nbf) = attrs["nbf"].as_f64().filter(|nbf| *nbf > now) {
-            return err(ErrorCode::Forbidden, format!("the secret is not valid before {nbf} (nbf)"));
+            return err(
+                ErrorCode::Forbidden,
+                format!("the secret is not valid before {nbf} (nbf)"),
+            );
         }
         let exp = attrs["exp"].as_f64();
         if let Some(exp) = exp.filter(|exp| *exp <= now) {
-            return err(ErrorCode::Forbidden, format!("the secret expired at {exp} (exp)"));
+            return err(
+                ErrorCode::Forbidden,
+                format!("the secret expired at {exp} (exp)"),
+            );
         }
-        let id = v.get("id").and_then(Value::as_str).map(|s| s.to_owned().into_boxed_str());
-        return Ok(Secret { id, expires_at: exp, ..Secret::new(value.to_owned()) });
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|s| s.to_owned().into_boxed_str());
+        return Ok(Secret {
+            id,
+            expires_at: exp,
+            ..Secret::new(value.to_owned())
+        });
     }
     let (code, message, inner) = body_error(&reply.body);
     let said = match (code.is_empty(), inner.is_empty()) {
@@ -176,11 +232,23 @@ fn map_reply(key: &str, vault: &str, reply: &Reply, now: f64) -> Result<Secret, 
     match status {
         404 => err(ErrorCode::NotFound, format!("not found{said}")),
         403 => err(ErrorCode::Forbidden, format!("403 Forbidden{said}")),
-        401 => err(ErrorCode::Unauthorized, format!("401 Unauthorized, with a fresh token too{said}")),
-        429 => err(ErrorCode::Throttled, format!("still 429 Too Many Requests after retrying{said}")),
+        401 => err(
+            ErrorCode::Unauthorized,
+            format!("401 Unauthorized, with a fresh token too{said}"),
+        ),
+        429 => err(
+            ErrorCode::Throttled,
+            format!("still 429 Too Many Requests after retrying{said}"),
+        ),
         s if s >= 500 => err(ErrorCode::Unavailable, format!("{s} after retrying{said}")),
-        s if (300..400).contains(&s) => err(ErrorCode::BadResponse, format!("a {s} redirect, not followed")),
-        s => err(ErrorCode::BadResponse, format!("unexpected status {s}{said}")),
+        s if (300..400).contains(&s) => err(
+            ErrorCode::BadResponse,
+            format!("a {s} redirect, not followed"),
+        ),
+        s => err(
+            ErrorCode::BadResponse,
+            format!("unexpected status {s}{said}"),
+        ),
     }
 }
 
@@ -191,18 +259,32 @@ impl KeyVaultSource {
 
     /// The vault's challenge: remembered, or learnt from a request without a token. Returns
     /// the reply instead when the vault answered that request with something other than 401.
-    async fn challenge(&self, vault: &Vault, url: &Url, key: &str, deadline: Instant) -> Result<Result<Challenge, Reply>, SecretError> {
+    async fn challenge(
+        &self,
+        vault: &Vault,
+        url: &Url,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Result<Challenge, Reply>, SecretError> {
         if let Some(c) = vault.known() {
             return Ok(Ok(c));
         }
-        let _one = tokio::time::timeout_at(deadline, vault.discovering.lock()).await.map_err(|_| {
-            SecretError::new(ErrorCode::Timeout, format!("secret '{key}' in {}: the deadline passed", vault.origin()))
-        })?;
+        let _one = tokio::time::timeout_at(deadline, vault.discovering.lock())
+            .await
+            .map_err(|_| {
+                SecretError::new(
+                    ErrorCode::Timeout,
+                    format!("secret '{key}' in {}: the deadline passed", vault.origin()),
+                )
+            })?;
         if let Some(c) = vault.known() {
             return Ok(Ok(c));
         }
         let what = format!("secret '{key}' in {}", vault.origin());
-        let reply = self.http.send(&Call::get(url.clone()), deadline, &what).await?;
+        let reply = self
+            .http
+            .send(&Call::get(url.clone()), deadline, &what)
+            .await?;
         if reply.status != 401 {
             return Ok(Err(reply));
         }
@@ -214,19 +296,41 @@ impl KeyVaultSource {
     /// The challenge of a 401, if acceptable for this vault.
     fn learn(&self, vault: &Vault, reply: &Reply, key: &str) -> Result<Challenge, SecretError> {
         let refuse = |why: String| {
-            SecretError::new(ErrorCode::Unauthorized, format!("secret '{key}' in {}: {why}; no token was sent", vault.origin()))
-                .with_status(401)
+            SecretError::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "secret '{key}' in {}: {why}; no token was sent",
+                    vault.origin()
+                ),
+            )
+            .with_status(401)
         };
-        let header = reply.headers.get("www-authenticate").and_then(|h| h.to_str().ok()).unwrap_or("");
-        let c = parse_challenge(header).ok_or_else(|| refuse("the 401 carries no Bearer challenge with an authority and a resource".into()))?;
+        let header = reply
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let c = parse_challenge(header).ok_or_else(|| {
+            refuse("the 401 carries no Bearer challenge with an authority and a resource".into())
+        })?;
         if !resource_belongs(&vault.url, &c.resource, self.loopback_allowed()) {
-            return Err(refuse(format!("the challenge asks a token for {}, which is not this vault's domain", c.resource)));
+            return Err(refuse(format!(
+                "the challenge asks a token for {}, which is not this vault's domain",
+                c.resource
+            )));
         }
         Ok(c)
     }
 
-    async fn read_from(&self, vault: &Vault, key: &str, deadline: Instant) -> Result<Secret, SecretError> {
-        let (name, version) = parse_key(key).map_err(|m| SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}")))?;
+    async fn read_from(
+        &self,
+        vault: &Vault,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Secret, SecretError> {
+        let (name, version) = parse_key(key).map_err(|m| {
+            SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}"))
+        })?;
         let mut url = vault.url.clone();
         url.set_path(&match version {
             Some(v) => format!("secrets/{name}/{v}"),
@@ -238,8 +342,21 @@ impl KeyVaultSource {
             Ok(c) => c,
             Err(reply) => return map_reply(key, &vault.origin(), &reply, SystemClock.now()),
         };
-        let with_key = |e: SecretError| SecretError { message: format!("{what}: {}", e.message), ..e };
-        let mut token = self.tokens.get(&self.http, &challenge.resource, Some(&challenge.tenant), deadline, None).await.map_err(with_key)?;
+        let with_key = |e: SecretError| SecretError {
+            message: format!("{what}: {}", e.message),
+            ..e
+        };
+        let mut token = self
+            .tokens
+            .get(
+                &self.http,
+                &challenge.resource,
+                Some(&challenge.tenant),
+                deadline,
+                None,
+            )
+            .await
+            .map_err(with_key)?;
         let mut retried = false;
         loop {
             let mut call = Call::get(url.clone());
@@ -254,7 +371,13 @@ impl KeyVaultSource {
                 }
                 token = self
                     .tokens
-                    .get(&self.http, &challenge.resource, Some(&challenge.tenant), deadline, Some(&token))
+                    .get(
+                        &self.http,
+                        &challenge.resource,
+                        Some(&challenge.tenant),
+                        deadline,
+                        Some(&token),
+                    )
                     .await
                     .map_err(with_key)?;
                 continue;
@@ -270,17 +393,29 @@ impl KeyVaultSource {
             // The first of two vaults gets half of what is left, so a vault that hangs does
             // not take the second one's chance.
             let now = Instant::now();
-            let budget = if last { deadline } else { now + (deadline.saturating_duration_since(now)) / 2 };
-            let result = match tokio::time::timeout_at(budget, self.read_from(vault, &key, budget)).await {
-                Ok(r) => r,
-                Err(_) => Err(SecretError::new(ErrorCode::Timeout, format!("secret '{key}' in {}: no answer in time", vault.origin()))),
+            let budget = if last {
+                deadline
+            } else {
+                now + (deadline.saturating_duration_since(now)) / 2
             };
+            let result =
+                match tokio::time::timeout_at(budget, self.read_from(vault, &key, budget)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SecretError::new(
+                        ErrorCode::Timeout,
+                        format!("secret '{key}' in {}: no answer in time", vault.origin()),
+                    )),
+                };
             match result {
                 Ok(secret) => return Ok(secret),
                 Err(e) => {
                     let next = matches!(
                         e.code,
-                        ErrorCode::NotFound | ErrorCode::Forbidden | ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::Throttled
+                        ErrorCode::NotFound
+                            | ErrorCode::Forbidden
+                            | ErrorCode::Unavailable
+                            | ErrorCode::Timeout
+                            | ErrorCode::Throttled
                     );
                     failures.push(e);
                     if !next {
@@ -297,37 +432,64 @@ impl KeyVaultSource {
 /// the vault that could not answer, so this must not look like a definite NOT_FOUND.
 fn combine(key: &str, mut failures: Vec<SecretError>) -> SecretError {
     if failures.len() <= 1 {
-        return failures.pop().unwrap_or_else(|| SecretError::new(ErrorCode::NotConfigured, format!("secret '{key}': no vault is configured")));
+        return failures.pop().unwrap_or_else(|| {
+            SecretError::new(
+                ErrorCode::NotConfigured,
+                format!("secret '{key}': no vault is configured"),
+            )
+        });
     }
-    let pick = failures.iter().rposition(|e| e.allows_stale()).unwrap_or(failures.len() - 1);
+    let pick = failures
+        .iter()
+        .rposition(|e| e.allows_stale())
+        .unwrap_or(failures.len() - 1);
     let prefix = format!("secret '{key}' in ");
     let message = format!(
         "secret '{key}': every vault failed: {}",
-        failures.iter().map(|e| e.message.strip_prefix(&prefix).unwrap_or(&e.message).to_owned()).collect::<Vec<_>>().join("; then ")
+        failures
+            .iter()
+            .map(|e| e
+                .message
+                .strip_prefix(&prefix)
+                .unwrap_or(&e.message)
+                .to_owned())
+            .collect::<Vec<_>>()
+            .join("; then ")
     );
     let chosen = failures.swap_remove(pick);
     SecretError { message, ..chosen }
 }
 
-
 impl KeyVaultSource {
     /// For `doctor`: the first vault's challenge, and whether a token for it can be had.
     fn probe_first_vault(self: Arc<Self>, deadline: Instant) -> ProbeFuture {
         Box::pin(async move {
-            let vault = self.vaults.first().ok_or_else(|| SecretError::new(ErrorCode::NotConfigured, "no vault is configured"))?;
+            let vault = self.vaults.first().ok_or_else(|| {
+                SecretError::new(ErrorCode::NotConfigured, "no vault is configured")
+            })?;
             let mut url = vault.url.clone();
             url.set_path("secrets/commerce-secret-manager-probe");
             url.set_query(Some(&format!("api-version={API_VERSION}")));
-            let c = match self.challenge(vault, &url, "commerce-secret-manager-probe", deadline).await? {
+            let c = match self
+                .challenge(vault, &url, "commerce-secret-manager-probe", deadline)
+                .await?
+            {
                 Ok(c) => c,
                 Err(reply) => {
                     return Err(SecretError::new(
                         ErrorCode::BadResponse,
-                        format!("{} answered {} without a challenge", vault.origin(), reply.status),
+                        format!(
+                            "{} answered {} without a challenge",
+                            vault.origin(),
+                            reply.status
+                        ),
                     ))
                 }
             };
-            let t = self.tokens.get(&self.http, &c.resource, Some(&c.tenant), deadline, None).await?;
+            let t = self
+                .tokens
+                .get(&self.http, &c.resource, Some(&c.tenant), deadline, None)
+                .await?;
             Ok(format!(
                 "vault {}: challenge tenant {}, resource {}; a token was obtained; it expires in {} s",
                 vault.origin(),
@@ -345,7 +507,9 @@ impl Source for KeyVaultSource {
     }
 
     fn check_key(&self, key: &str) -> Result<(), SecretError> {
-        parse_key(key).map(|_| ()).map_err(|m| SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}")))
+        parse_key(key).map(|_| ()).map_err(|m| {
+            SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}"))
+        })
     }
 
     fn fetch(self: Arc<Self>, key: String, _url: String, deadline: Instant) -> FetchFuture {
@@ -367,17 +531,36 @@ mod tests {
             r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#,
         )
         .unwrap();
-        assert_eq!(c, Challenge { tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(), resource: "https://vault.azure.net".into() });
+        assert_eq!(
+            c,
+            Challenge {
+                tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+                resource: "https://vault.azure.net".into()
+            }
+        );
         let c = parse_challenge(r#"Bearer authorization_uri="https://login.windows.net/t1/", scope="https://vault.azure.net/.default""#).unwrap();
-        assert_eq!((c.tenant.as_str(), c.resource.as_str()), ("t1", "https://vault.azure.net"));
-        for bad in ["", "Basic realm=x", "Bearer", r#"Bearer resource="https://vault.azure.net""#, r#"Bearer authorization="x", resource="y""#, "Bearer authorization=\"unterminated"] {
+        assert_eq!(
+            (c.tenant.as_str(), c.resource.as_str()),
+            ("t1", "https://vault.azure.net")
+        );
+        for bad in [
+            "",
+            "Basic realm=x",
+            "Bearer",
+            r#"Bearer resource="https://vault.azure.net""#,
+            r#"Bearer authorization="x", resource="y""#,
+            "Bearer authorization=\"unterminated",
+        ] {
             assert!(parse_challenge(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn parse_challenge_never_panics() {
-        let alphabet: Vec<char> = "Bearer authorization_uri=\"https://a/b\", resource=scope,./é\u{0}".chars().collect();
+        let alphabet: Vec<char> =
+            "Bearer authorization_uri=\"https://a/b\", resource=scope,./é\u{0}"
+                .chars()
+                .collect();
         let mut seed = 0x9e37_79b9_u64;
         for len in 0..300 {
             let s: String = (0..len)
@@ -397,7 +580,11 @@ mod tests {
         let v = Url::parse("https://myvault.vault.azure.net").unwrap();
         assert!(resource_belongs(&v, "https://vault.azure.net", false));
         assert!(!resource_belongs(&v, "https://management.azure.com", false));
-        assert!(resource_belongs(&v, "https://myvault.vault.azure.net/", false));
+        assert!(resource_belongs(
+            &v,
+            "https://myvault.vault.azure.net/",
+            false
+        ));
         assert!(!resource_belongs(&v, "https://azure.net", false));
         assert!(!resource_belongs(&v, "https://net", false));
         assert!(!resource_belongs(&v, "http://vault.azure.net", false));
@@ -412,10 +599,28 @@ mod tests {
     #[test]
     fn keys() {
         assert_eq!(parse_key("db-password").unwrap(), ("db-password", None));
-        assert_eq!(parse_key("db-password/0123abcd").unwrap(), ("db-password", Some("0123abcd")));
-        assert_eq!(parse_key("vault:///db-password").unwrap(), ("db-password", None));
+        assert_eq!(
+            parse_key("db-password/0123abcd").unwrap(),
+            ("db-password", Some("0123abcd"))
+        );
+        assert_eq!(
+            parse_key("vault:///db-password").unwrap(),
+            ("db-password", None)
+        );
         assert_eq!(parse_key(&"a".repeat(127)).unwrap().0.len(), 127);
-        for bad in ["", "has space", "under_score", "dot.ted", "ü", "a/", "a/b/c", "a/ver-sion", "vault:///", &"a".repeat(128), "../x"] {
+        for bad in [
+            "",
+            "has space",
+            "under_score",
+            "dot.ted",
+            "ü",
+            "a/",
+            "a/b/c",
+            "a/ver-sion",
+            "vault:///",
+            &"a".repeat(128),
+            "../x",
+        ] {
             assert!(parse_key(bad).is_err(), "{bad}");
         }
     }
@@ -423,17 +628,59 @@ mod tests {
     #[test]
     fn replies_map_to_codes_and_attributes_are_honoured() {
         let now = 1_700_000_000.0;
-        let r = |status: u16, body: &str| Reply { status, headers: Default::default(), body: body.as_bytes().to_vec() };
+        let r = |status: u16, body: &str| Reply {
+            status,
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+        };
         let ok = map_reply("k", "v", &r(200, r#"{"value":"x","id":"https://v/secrets/k/1","attributes":{"enabled":true,"exp":1700000100}}"#), now).unwrap();
-        assert_eq!((ok.value.expose(), ok.id.as_deref(), ok.expires_at), ("x", Some("https://v/secrets/k/1"), Some(1_700_000_100.0)));
+        assert_eq!(
+            (ok.value.expose(), ok.id.as_deref(), ok.expires_at),
+            ("x", Some("https://v/secrets/k/1"), Some(1_700_000_100.0))
+        );
         for (status, body, code, needle) in [
-            (200, r#"{"value":"x","attributes":{"enabled":false}}"#, ErrorCode::Forbidden, "disabled"),
-            (200, r#"{"value":"x","attributes":{"nbf":1700000100}}"#, ErrorCode::Forbidden, "not valid before"),
-            (200, r#"{"value":"x","attributes":{"exp":1699999999}}"#, ErrorCode::Forbidden, "expired"),
-            (200, r#"{"id":"x"}"#, ErrorCode::BadResponse, "no string value"),
-            (404, r#"{"error":{"code":"SecretNotFound","message":"A secret with (name/id) k was not found"}}"#, ErrorCode::NotFound, "SecretNotFound"),
-            (403, r#"{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}"#, ErrorCode::Forbidden, "Forbidden/SecretDisabled"),
-            (429, r#"{"error":{"code":"Throttled","message":"slow down"}}"#, ErrorCode::Throttled, "Throttled"),
+            (
+                200,
+                r#"{"value":"x","attributes":{"enabled":false}}"#,
+                ErrorCode::Forbidden,
+                "disabled",
+            ),
+            (
+                200,
+                r#"{"value":"x","attributes":{"nbf":1700000100}}"#,
+                ErrorCode::Forbidden,
+                "not valid before",
+            ),
+            (
+                200,
+                r#"{"value":"x","attributes":{"exp":1699999999}}"#,
+                ErrorCode::Forbidden,
+                "expired",
+            ),
+            (
+                200,
+                r#"{"id":"x"}"#,
+                ErrorCode::BadResponse,
+                "no string value",
+            ),
+            (
+                404,
+                r#"{"error":{"code":"SecretNotFound","message":"A secret with (name/id) k was not found"}}"#,
+                ErrorCode::NotFound,
+                "SecretNotFound",
+            ),
+            (
+                403,
+                r#"{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}"#,
+                ErrorCode::Forbidden,
+                "Forbidden/SecretDisabled",
+            ),
+            (
+                429,
+                r#"{"error":{"code":"Throttled","message":"slow down"}}"#,
+                ErrorCode::Throttled,
+                "Throttled",
+            ),
             (500, "", ErrorCode::Unavailable, "500"),
             (401, "", ErrorCode::Unauthorized, "401"),
             (301, "", ErrorCode::BadResponse, "redirect"),
@@ -446,12 +693,23 @@ mod tests {
 
     #[test]
     fn combined_errors_name_every_vault_and_prefer_transient_codes() {
-        let a = SecretError::new(ErrorCode::Unavailable, "secret 'k' in https://a: 503 after retrying").with_status(503);
-        let b = SecretError::new(ErrorCode::NotFound, "secret 'k' in https://b: not found").with_status(404);
+        let a = SecretError::new(
+            ErrorCode::Unavailable,
+            "secret 'k' in https://a: 503 after retrying",
+        )
+        .with_status(503);
+        let b = SecretError::new(ErrorCode::NotFound, "secret 'k' in https://b: not found")
+            .with_status(404);
         let e = combine("k", vec![a, b]);
         assert_eq!(e.code, ErrorCode::Unavailable);
         assert_eq!(e.message, "secret 'k': every vault failed: https://a: 503 after retrying; then https://b: not found");
-        let both_missing = combine("k", vec![SecretError::new(ErrorCode::NotFound, "x"), SecretError::new(ErrorCode::NotFound, "y")]);
+        let both_missing = combine(
+            "k",
+            vec![
+                SecretError::new(ErrorCode::NotFound, "x"),
+                SecretError::new(ErrorCode::NotFound, "y"),
+            ],
+        );
         assert_eq!(both_missing.code, ErrorCode::NotFound);
     }
 }

@@ -35,7 +35,11 @@ impl Stamp {
         let ino = std::os::unix::fs::MetadataExt::ino(m);
         #[cfg(not(unix))]
         let ino = 0;
-        Stamp { modified: m.modified().ok(), len: m.len(), ino }
+        Stamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            ino,
+        }
     }
 }
 
@@ -73,14 +77,19 @@ fn json_type(v: &Value) -> &'static str {
 }
 
 fn invalid(what: impl Into<String>) -> Fault {
-    Fault { code: ErrorCode::LocalFileInvalid, what: what.into() }
+    Fault {
+        code: ErrorCode::LocalFileInvalid,
+        what: what.into(),
+    }
 }
 
 /// Parses the bytes of a secrets file. Never panics, whatever the bytes.
 fn parse(bytes: &[u8]) -> Result<Parsed, Fault> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(invalid("is empty; it must hold a JSON object of \"key\": \"value\" pairs"));
+        return Err(invalid(
+            "is empty; it must hold a JSON object of \"key\": \"value\" pairs",
+        ));
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         // Only the position and the kind of fault: serde_json's own text could quote input.
@@ -90,7 +99,11 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Fault> {
             serde_json::error::Category::Data => "invalid data",
             serde_json::error::Category::Io => "read error",
         };
-        invalid(format!("is not valid JSON: {kind} at line {}, column {}", e.line(), e.column()))
+        invalid(format!(
+            "is not valid JSON: {kind} at line {}, column {}",
+            e.line(),
+            e.column()
+        ))
     })?;
     match value {
         Value::Object(map) => Ok(map
@@ -122,7 +135,11 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, Fault> {
 
 impl LocalSource {
     pub fn new(candidates: Vec<PathBuf>, watch: bool) -> Self {
-        LocalSource { candidates, watch, loaded: Mutex::new(None) }
+        LocalSource {
+            candidates,
+            watch,
+            loaded: Mutex::new(None),
+        }
     }
 
     pub fn candidates(&self) -> &[PathBuf] {
@@ -133,13 +150,28 @@ impl LocalSource {
     fn find(&self) -> Result<(PathBuf, Metadata), Fault> {
         for p in &self.candidates {
             match std::fs::metadata(p) {
-                Ok(m) if m.is_dir() => return Err(invalid(format!("{} is a directory, not a file", p.display()))),
+                Ok(m) if m.is_dir() => {
+                    return Err(invalid(format!(
+                        "{} is a directory, not a file",
+                        p.display()
+                    )))
+                }
                 Ok(m) => return Ok((p.clone(), m)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(invalid(format!("{} cannot be read ({})", p.display(), e.kind()))),
+                Err(e) => {
+                    return Err(invalid(format!(
+                        "{} cannot be read ({})",
+                        p.display(),
+                        e.kind()
+                    )))
+                }
             }
         }
-        let list: Vec<String> = self.candidates.iter().map(|p| p.display().to_string()).collect();
+        let list: Vec<String> = self
+            .candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         Err(Fault {
             code: ErrorCode::LocalFileMissing,
             what: format!("no local secrets file; looked for {}", list.join(", ")),
@@ -157,8 +189,15 @@ impl LocalSource {
                 parsed.map(Arc::new)
             })
         };
-        let parsed = parsed.map_err(|f| Fault { what: format!("{} {}", path.display(), f.what), ..f });
-        Loaded { path, stamp, parsed }
+        let parsed = parsed.map_err(|f| Fault {
+            what: format!("{} {}", path.display(), f.what),
+            ..f
+        });
+        Loaded {
+            path,
+            stamp,
+            parsed,
+        }
     }
 
     /// The current parse of the file (re-read when it changed), or the fault.
@@ -195,15 +234,23 @@ impl LocalSource {
             Some(Ok(v)) => Ok(Secret::new(v.expose().to_owned())),
             Some(Err(ty)) => Err(SecretError::new(
                 ErrorCode::LocalFileInvalid,
-                format!("secret '{key}': its value in {} is {ty}; values must be strings", path.display()),
+                format!(
+                    "secret '{key}': its value in {} is {ty}; values must be strings",
+                    path.display()
+                ),
             )),
-            None => Err(SecretError::new(ErrorCode::NotFound, format!("secret '{key}' is not in {}", path.display()))),
+            None => Err(SecretError::new(
+                ErrorCode::NotFound,
+                format!("secret '{key}' is not in {}", path.display()),
+            )),
         }
     }
 
     /// Every key of the file (for `validate`), or the file's fault.
     pub fn keys(&self) -> Result<Vec<String>, SecretError> {
-        let (_, parsed) = self.current().map_err(|f| SecretError::new(f.code, f.what))?;
+        let (_, parsed) = self
+            .current()
+            .map_err(|f| SecretError::new(f.code, f.what))?;
         let mut keys: Vec<String> = parsed.keys().cloned().collect();
         keys.sort();
         Ok(keys)
@@ -224,7 +271,12 @@ impl Source for LocalSource {
         Some(self.read(key))
     }
 
-    fn fetch(self: Arc<Self>, key: String, _url: String, _deadline: tokio::time::Instant) -> FetchFuture {
+    fn fetch(
+        self: Arc<Self>,
+        key: String,
+        _url: String,
+        _deadline: tokio::time::Instant,
+    ) -> FetchFuture {
         Box::pin(async move { self.read(&key) })
     }
 }
@@ -265,7 +317,11 @@ mod tests {
         assert_eq!(src.read("a").unwrap().value.expose(), "1");
         let e = err(&src, "n");
         assert_eq!(e.code, ErrorCode::LocalFileInvalid);
-        assert!(e.message.contains("'n'") && e.message.contains("a number"), "{}", e.message);
+        assert!(
+            e.message.contains("'n'") && e.message.contains("a number"),
+            "{}",
+            e.message
+        );
         assert!(err(&src, "o").message.contains("an object"));
         let e = err(&src, "zz");
         assert_eq!(e.code, ErrorCode::NotFound);
@@ -286,8 +342,18 @@ mod tests {
         ] {
             let p = d.file(text);
             let e = err(&LocalSource::new(vec![p.clone()], true), "a");
-            assert_eq!(e.code, ErrorCode::LocalFileInvalid, "{}", String::from_utf8_lossy(text));
-            assert!(e.message.contains(needle), "{:?}: {}", String::from_utf8_lossy(text), e.message);
+            assert_eq!(
+                e.code,
+                ErrorCode::LocalFileInvalid,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+            assert!(
+                e.message.contains(needle),
+                "{:?}: {}",
+                String::from_utf8_lossy(text),
+                e.message
+            );
             assert!(e.message.contains(&p.display().to_string()));
         }
     }
@@ -304,20 +370,35 @@ mod tests {
     fn bom_is_accepted_and_big_files_are_refused() {
         let d = Dir::new("bom");
         let p = d.file(b"\xEF\xBB\xBF{\"a\": \"1\"}");
-        assert_eq!(LocalSource::new(vec![p], true).read("a").unwrap().value.expose(), "1");
+        assert_eq!(
+            LocalSource::new(vec![p], true)
+                .read("a")
+                .unwrap()
+                .value
+                .expose(),
+            "1"
+        );
         let big = vec![b' '; (MAX_FILE_BYTES + 1) as usize];
         let p = d.file(&big);
-        assert!(err(&LocalSource::new(vec![p], true), "a").message.contains("larger than 4 MiB"));
+        assert!(err(&LocalSource::new(vec![p], true), "a")
+            .message
+            .contains("larger than 4 MiB"));
     }
 
     #[test]
     fn missing_file_lists_every_path() {
         let d = Dir::new("missing");
-        let (a, b) = (d.0.join("build/secrets/secrets.json"), d.0.join("secrets/secrets.json"));
+        let (a, b) = (
+            d.0.join("build/secrets/secrets.json"),
+            d.0.join("secrets/secrets.json"),
+        );
         let src = LocalSource::new(vec![a.clone(), b.clone()], true);
         let e = err(&src, "k");
         assert_eq!(e.code, ErrorCode::LocalFileMissing);
-        assert!(e.message.contains(&a.display().to_string()) && e.message.contains(&b.display().to_string()));
+        assert!(
+            e.message.contains(&a.display().to_string())
+                && e.message.contains(&b.display().to_string())
+        );
         // The first that exists wins, and it is picked up once it appears.
         std::fs::create_dir_all(b.parent().unwrap()).unwrap();
         std::fs::write(&b, r#"{"k": "from-b"}"#).unwrap();

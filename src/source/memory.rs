@@ -25,8 +25,16 @@ pub struct MemorySource {
 
 impl MemorySource {
     pub fn new(secrets: Vec<(String, String)>) -> Self {
-        let values = secrets.into_iter().map(|(k, v)| (k, SecretString::new(v))).collect();
-        MemorySource { state: RwLock::new(State { values, ..State::default() }) }
+        let values = secrets
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::new(v)))
+            .collect();
+        MemorySource {
+            state: RwLock::new(State {
+                values,
+                ..State::default()
+            }),
+        }
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
@@ -71,11 +79,18 @@ impl MemorySource {
         let mut s = self.write();
         s.reads += 1;
         if let Some(code) = s.faults.get(key) {
-            return Err(SecretError::new(*code, format!("secret '{key}': the memory source was told to fail with {code}")));
+            return Err(SecretError::new(
+                *code,
+                format!("secret '{key}': the memory source was told to fail with {code}"),
+            ));
         }
         match s.values.get(key) {
             Some(v) => Ok(Secret::new(v.expose().to_owned())),
-            None => Err(SecretError::new(ErrorCode::NotFound, format!("secret '{key}' is not in the memory source")).with_status(404)),
+            None => Err(SecretError::new(
+                ErrorCode::NotFound,
+                format!("secret '{key}' is not in the memory source"),
+            )
+            .with_status(404)),
         }
     }
 }
@@ -85,7 +100,12 @@ impl Source for MemorySource {
         SourceKind::Memory
     }
 
-    fn fetch(self: Arc<Self>, key: String, _url: String, _deadline: tokio::time::Instant) -> FetchFuture {
+    fn fetch(
+        self: Arc<Self>,
+        key: String,
+        _url: String,
+        _deadline: tokio::time::Instant,
+    ) -> FetchFuture {
         Box::pin(async move {
             let delay = self.state.read().ok().and_then(|s| s.delay);
             if let Some(d) = delay {
@@ -107,13 +127,43 @@ mod tests {
     #[tokio::test]
     async fn reads_values_and_faults() {
         let m = Arc::new(MemorySource::new(vec![("a".into(), "1".into())]));
-        assert_eq!(m.clone().fetch("a".into(), String::new(), far()).await.unwrap().value.expose(), "1");
-        assert_eq!(m.clone().fetch("b".into(), String::new(), far()).await.unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(
+            m.clone()
+                .fetch("a".into(), String::new(), far())
+                .await
+                .unwrap()
+                .value
+                .expose(),
+            "1"
+        );
+        assert_eq!(
+            m.clone()
+                .fetch("b".into(), String::new(), far())
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::NotFound
+        );
         m.set_fault("a", Some(ErrorCode::Unavailable));
-        assert_eq!(m.clone().fetch("a".into(), String::new(), far()).await.unwrap_err().code, ErrorCode::Unavailable);
+        assert_eq!(
+            m.clone()
+                .fetch("a".into(), String::new(), far())
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::Unavailable
+        );
         m.set_fault("a", None);
         m.set_value("a", Some("2".into()));
-        assert_eq!(m.clone().fetch("a".into(), String::new(), far()).await.unwrap().value.expose(), "2");
+        assert_eq!(
+            m.clone()
+                .fetch("a".into(), String::new(), far())
+                .await
+                .unwrap()
+                .value
+                .expose(),
+            "2"
+        );
         assert_eq!(m.reads(), 4);
     }
 }

@@ -1,8 +1,8 @@
 //! Where values come from. Each source is one small impl of `Source`.
 
+pub mod key_vault;
 pub mod local;
 pub mod memory;
-pub mod key_vault;
 pub mod retail_server;
 
 use crate::cache::FetchFuture;
@@ -55,7 +55,10 @@ pub struct Unconfigured {
 
 impl Unconfigured {
     fn error(&self, key: &str) -> SecretError {
-        SecretError::new(ErrorCode::NotConfigured, format!("secret '{key}': {}", self.reason))
+        SecretError::new(
+            ErrorCode::NotConfigured,
+            format!("secret '{key}': {}", self.reason),
+        )
     }
 }
 
@@ -82,7 +85,9 @@ pub fn validate_key(key: &str) -> Result<(), SecretError> {
     }
     let chars = key.chars().count();
     if chars > MAX_KEY_CHARS {
-        return invalid(format!("secret key is {chars} characters long; the limit is {MAX_KEY_CHARS}"));
+        return invalid(format!(
+            "secret key is {chars} characters long; the limit is {MAX_KEY_CHARS}"
+        ));
     }
     if let Some(pos) = key.chars().position(char::is_control) {
         return invalid(format!(
@@ -107,7 +112,10 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad:?}");
             assert!(!e.message.contains('\0') && !e.message.contains('\n'));
         }
-        assert!(validate_key(&"k".repeat(257)).unwrap_err().message.contains("257"));
+        assert!(validate_key(&"k".repeat(257))
+            .unwrap_err()
+            .message
+            .contains("257"));
         // Characters, not bytes.
         assert!(validate_key(&"é".repeat(256)).is_ok());
     }

@@ -24,7 +24,12 @@ pub const RESOURCE: &str = "https://commerce.dynamics.com";
 const MIN_VERSION: [u64; 3] = [9, 24, 2];
 
 /// Everything but unreserved characters is encoded; `'` stays, doubled, as OData wants it.
-const ODATA_LITERAL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'\'');
+const ODATA_LITERAL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'\'');
 
 pub struct RetailServerSource {
     pub http: Arc<Http>,
@@ -38,7 +43,10 @@ pub struct RetailServerSource {
 /// nothing to say (the platform's own parser throws there, and breaks its contract).
 pub fn version_problem(version: Option<&str>) -> Option<String> {
     let v = version?.trim();
-    let parts: Vec<u64> = v.split('.').map(|p| p.trim().parse().ok()).collect::<Option<_>>()?;
+    let parts: Vec<u64> = v
+        .split('.')
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
     let mut padded = [0u64; 3];
     for (i, p) in parts.iter().take(3).enumerate() {
         padded[i] = *p;
@@ -62,8 +70,10 @@ pub fn secret_url(base: &str, key: &str) -> Result<Url, String> {
         text.push('/');
     }
     let literal = utf8_percent_encode(&key.replace('\'', "''"), ODATA_LITERAL).to_string();
-    Url::parse(&format!("{text}Commerce/GetUserDefinedSecretString(secretName='{literal}')"))
-        .map_err(|_| "does not make a valid request url".to_owned())
+    Url::parse(&format!(
+        "{text}Commerce/GetUserDefinedSecretString(secretName='{literal}')"
+    ))
+    .map_err(|_| "does not make a valid request url".to_owned())
 }
 
 /// Retail Server's error details: `ErrorResourceId` and `LocalizedMessage`, wherever they are
@@ -77,8 +87,12 @@ pub fn error_details(body: &[u8]) -> String {
             Value::Object(m) => {
                 for (k, v) in m {
                     match (k.as_str(), v) {
-                        ("ErrorResourceId", Value::String(s)) if id.is_none() => *id = Some(s.clone()),
-                        ("LocalizedMessage", Value::String(s)) if msg.is_none() => *msg = Some(s.clone()),
+                        ("ErrorResourceId", Value::String(s)) if id.is_none() => {
+                            *id = Some(s.clone())
+                        }
+                        ("LocalizedMessage", Value::String(s)) if msg.is_none() => {
+                            *msg = Some(s.clone())
+                        }
                         (_, Value::String(s)) if s.trim_start().starts_with('{') => {
                             if let Ok(inner) = serde_json::from_str::<Value>(s) {
                                 find(&inner, depth + 1, id, msg);
@@ -88,14 +102,24 @@ pub fn error_details(body: &[u8]) -> String {
                     }
                 }
             }
-            Value::Array(items) => items.iter().take(16).for_each(|i| find(i, depth + 1, id, msg)),
+            Value::Array(items) => items
+                .iter()
+                .take(16)
+                .for_each(|i| find(i, depth + 1, id, msg)),
             _ => {}
         }
     }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else { return String::new() };
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
     let (mut id, mut msg) = (None, None);
     find(&v, 0, &mut id, &mut msg);
-    let clean = |s: String| s.chars().filter(|c| !c.is_control()).take(300).collect::<String>();
+    let clean = |s: String| {
+        s.chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect::<String>()
+    };
     match (id.map(clean), msg.map(clean)) {
         (Some(i), Some(m)) => format!(" ({i}: {m})"),
         (Some(i), None) => format!(" ({i})"),
@@ -107,7 +131,13 @@ pub fn error_details(body: &[u8]) -> String {
 fn map_reply(key: &str, what: &str, reply: Reply) -> Result<Secret, SecretError> {
     let status = reply.status;
     if reply.ok() {
-        let bad = || SecretError::new(ErrorCode::BadResponse, format!("{what}: the reply is not OData JSON with a string value")).with_status(status);
+        let bad = || {
+            SecretError::new(
+                ErrorCode::BadResponse,
+                format!("{what}: the reply is not OData JSON with a string value"),
+            )
+            .with_status(status)
+        };
         let v: Value = serde_json::from_slice(&reply.body).map_err(|_| bad())?;
         return match v.get("value") {
             Some(Value::String(s)) => Ok(Secret::new(s.clone())),
@@ -116,31 +146,76 @@ fn map_reply(key: &str, what: &str, reply: Reply) -> Result<Secret, SecretError>
     }
     let details = error_details(&reply.body);
     let (code, said) = match status {
-        404 => (ErrorCode::NotFound, format!("secret '{key}' was not found by Retail Server")),
-        401 => (ErrorCode::Unauthorized, format!("{what}: 401 Unauthorized, with a fresh token too")),
+        404 => (
+            ErrorCode::NotFound,
+            format!("secret '{key}' was not found by Retail Server"),
+        ),
+        401 => (
+            ErrorCode::Unauthorized,
+            format!("{what}: 401 Unauthorized, with a fresh token too"),
+        ),
         403 => (ErrorCode::Forbidden, format!("{what}: 403 Forbidden")),
-        429 => (ErrorCode::Throttled, format!("{what}: still 429 Too Many Requests after retrying")),
-        s if s >= 500 => (ErrorCode::Unavailable, format!("{what}: {s} after retrying")),
-        s if (300..400).contains(&s) => (ErrorCode::BadResponse, format!("{what}: a {s} redirect, not followed")),
-        s => (ErrorCode::BadResponse, format!("{what}: unexpected status {s}")),
+        429 => (
+            ErrorCode::Throttled,
+            format!("{what}: still 429 Too Many Requests after retrying"),
+        ),
+        s if s >= 500 => (
+            ErrorCode::Unavailable,
+            format!("{what}: {s} after retrying"),
+        ),
+        s if (300..400).contains(&s) => (
+            ErrorCode::BadResponse,
+            format!("{what}: a {s} redirect, not followed"),
+        ),
+        s => (
+            ErrorCode::BadResponse,
+            format!("{what}: unexpected status {s}"),
+        ),
     };
     Err(SecretError::new(code, format!("{said}{details}")).with_status(status))
 }
 
 impl RetailServerSource {
-    async fn read(&self, key: String, base: String, deadline: Instant) -> Result<Secret, SecretError> {
+    async fn read(
+        &self,
+        key: String,
+        base: String,
+        deadline: Instant,
+    ) -> Result<Secret, SecretError> {
         if let Some(problem) = &self.version_problem {
-            return Err(SecretError::new(ErrorCode::NotConfigured, format!("secret '{key}': {problem}")));
+            return Err(SecretError::new(
+                ErrorCode::NotConfigured,
+                format!("secret '{key}': {problem}"),
+            ));
         }
         let url = secret_url(&base, &key).map_err(|why| {
-            SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': baseRetailServerUrl '{}' {why}", base.escape_debug()))
+            SecretError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "secret '{key}': baseRetailServerUrl '{}' {why}",
+                    base.escape_debug()
+                ),
+            )
         })?;
         self.http.policy.check_token_url(&url).map_err(|why| {
-            SecretError::new(ErrorCode::HostNotAllowed, format!("secret '{key}': Retail Server url: {why}; nothing was sent"))
+            SecretError::new(
+                ErrorCode::HostNotAllowed,
+                format!("secret '{key}': Retail Server url: {why}; nothing was sent"),
+            )
         })?;
-        let what = format!("secret '{key}' from Retail Server {}", url.host_str().unwrap_or(""));
-        let with_key = |e: SecretError| SecretError { message: format!("secret '{key}': {}", e.message), ..e };
-        let mut token = self.tokens.get(&self.http, RESOURCE, None, deadline, None).await.map_err(with_key)?;
+        let what = format!(
+            "secret '{key}' from Retail Server {}",
+            url.host_str().unwrap_or("")
+        );
+        let with_key = |e: SecretError| SecretError {
+            message: format!("secret '{key}': {}", e.message),
+            ..e
+        };
+        let mut token = self
+            .tokens
+            .get(&self.http, RESOURCE, None, deadline, None)
+            .await
+            .map_err(with_key)?;
         let mut retried = false;
         loop {
             let mut call = Call::get(url.clone());
@@ -151,7 +226,11 @@ impl RetailServerSource {
             if reply.status == 401 && !retried {
                 // The token may have been revoked or rotated early: one fresh token, one retry.
                 retried = true;
-                token = self.tokens.get(&self.http, RESOURCE, None, deadline, Some(&token)).await.map_err(with_key)?;
+                token = self
+                    .tokens
+                    .get(&self.http, RESOURCE, None, deadline, Some(&token))
+                    .await
+                    .map_err(with_key)?;
                 continue;
             }
             return map_reply(&key, &what, reply);
@@ -174,9 +253,15 @@ impl Source for RetailServerSource {
 
     fn probe(self: Arc<Self>, deadline: Instant) -> Option<ProbeFuture> {
         Some(Box::pin(async move {
-            let t = self.tokens.get(&self.http, RESOURCE, None, deadline, None).await?;
-            let left = (t.expires_at - crate::cache::Clock::now(&crate::cache::SystemClock)).round();
-            Ok(format!("a token for {RESOURCE} was obtained; it expires in {left} s"))
+            let t = self
+                .tokens
+                .get(&self.http, RESOURCE, None, deadline, None)
+                .await?;
+            let left =
+                (t.expires_at - crate::cache::Clock::now(&crate::cache::SystemClock)).round();
+            Ok(format!(
+                "a token for {RESOURCE} was obtained; it expires in {left} s"
+            ))
         }))
     }
 }
@@ -188,12 +273,24 @@ mod tests {
     #[test]
     fn odata_literal_is_escaped_and_encoded() {
         let u = secret_url("https://scu1.commerce.dynamics.com/", "it's/a key").unwrap();
-        assert_eq!(u.path(), "/Commerce/GetUserDefinedSecretString(secretName='it''s%2Fa%20key')");
+        assert_eq!(
+            u.path(),
+            "/Commerce/GetUserDefinedSecretString(secretName='it''s%2Fa%20key')"
+        );
         let u = secret_url("https://scu1.commerce.dynamics.com", "plain-Key_1.x~").unwrap();
         assert_eq!(u.as_str(), "https://scu1.commerce.dynamics.com/Commerce/GetUserDefinedSecretString(secretName='plain-Key_1.x~')");
         let u = secret_url("https://h.commerce.dynamics.com/base/", "ü?#&%").unwrap();
-        assert_eq!(u.path(), "/base/Commerce/GetUserDefinedSecretString(secretName='%C3%BC%3F%23%26%25')");
-        for bad in ["", "not a url", "https://h/?q=1", "https://h/#f", "mailto:x@y"] {
+        assert_eq!(
+            u.path(),
+            "/base/Commerce/GetUserDefinedSecretString(secretName='%C3%BC%3F%23%26%25')"
+        );
+        for bad in [
+            "",
+            "not a url",
+            "https://h/?q=1",
+            "https://h/#f",
+            "mailto:x@y",
+        ] {
             assert!(secret_url(bad, "k").is_err(), "{bad}");
         }
     }
@@ -213,7 +310,10 @@ mod tests {
     #[test]
     fn error_details_are_found_wherever_they_are() {
         let top = br#"{"ErrorResourceId":"Microsoft_Dynamics_Commerce_Runtime_X","LocalizedMessage":"Secret not mapped."}"#;
-        assert_eq!(error_details(top), " (Microsoft_Dynamics_Commerce_Runtime_X: Secret not mapped.)");
+        assert_eq!(
+            error_details(top),
+            " (Microsoft_Dynamics_Commerce_Runtime_X: Secret not mapped.)"
+        );
         let nested = br#"{"error":{"code":"x","Exception":"{\"ErrorResourceId\":\"Id_1\",\"LocalizedMessage\":\"Nope\\nline\"}"}}"#;
         assert_eq!(error_details(nested), " (Id_1: Nopeline)");
         assert_eq!(error_details(b"<html>oops</html>"), "");
@@ -221,7 +321,11 @@ mod tests {
 
     #[test]
     fn replies_map_to_codes() {
-        let r = |status: u16, body: &[u8]| Reply { status, headers: Default::default(), body: body.to_vec() };
+        let r = |status: u16, body: &[u8]| Reply {
+            status,
+            headers: Default::default(),
+            body: body.to_vec(),
+        };
         let ok = map_reply("k", "w", r(200, br#"{"@odata.context":"x","value":"v"}"#)).unwrap();
         assert_eq!(ok.value.expose(), "v");
         for (status, body, code) in [
