@@ -83,7 +83,12 @@ fn invalid(what: impl Into<String>) -> Fault {
     }
 }
 
-/// Parses the bytes of a secrets file. Never panics, whatever the bytes.
+/// Parses the bytes of a secrets file into its keys (a value, or the JSON type it wrongly
+/// has), or the fault's description. Never panics, whatever the bytes.
+pub fn parse_secrets_file(bytes: &[u8]) -> Result<Vec<(String, Result<SecretString, &'static str>)>, String> {
+    parse(bytes).map(|m| m.into_iter().collect()).map_err(|f| f.what)
+}
+
 fn parse(bytes: &[u8]) -> Result<Parsed, Fault> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
