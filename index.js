@@ -108,10 +108,19 @@ class SecretManager {
     if (onEvent !== undefined && typeof onEvent !== 'function') {
       throw new TypeError(`option \`onEvent\` must be a function (got ${typeName(onEvent)})`)
     }
-    for (const [k, v] of Object.entries(rest)) {
+    // Values the addon's JSON conversion cannot carry get a message naming the option here.
+    const screen = (name, v) => {
       if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
-        throw new TypeError(`option \`${k}\` cannot be ${typeof v}`)
+        throw new TypeError(`option \`${name}\` cannot be ${typeof v}`)
       }
+      if (typeof v === 'number' && !Number.isFinite(v)) {
+        throw new TypeError(`option \`${name}\` must be a finite number (got ${v})`)
+      }
+    }
+    for (const [k, v] of Object.entries(rest)) {
+      screen(k, v)
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) screen(`${k}.${k2}`, v2)
+      if (Array.isArray(v)) v.forEach((x, i) => screen(`${k}[${i}]`, x))
     }
     try {
       this.#native = new NativeManager(rest, environment(), process.cwd())

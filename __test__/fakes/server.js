@@ -68,4 +68,4 @@ function answer(reply, req, res) {
   res.end(body)
 }
 
-module.exports = { startServer }
+module.exports = { startServer, answerForTests: answer }
