@@ -160,8 +160,22 @@ enum Fault {
     Build(String),
 }
 
+/// Extra trusted CA certificates (PEM), like Node's NODE_EXTRA_CA_CERTS: for a private CA, or a
+/// loopback fake with a certificate made at run time. Read once, at the first remote call.
+pub const EXTRA_CA_ENV: &str = "COMMERCE_SECRETS_EXTRA_CA_CERTS";
+
 static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = std::env::var_os(EXTRA_CA_ENV) {
+        let pem = std::fs::read(&path)
+            .map_err(|e| format!("{EXTRA_CA_ENV} cannot be read ({})", e.kind()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| format!("{EXTRA_CA_ENV} does not hold PEM certificates"))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         // No proxy: the identity endpoints are plain http on loopback or link-local, and a

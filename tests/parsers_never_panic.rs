@@ -69,10 +69,17 @@ proptest! {
 
 #[test]
 fn a_panic_message_built_from_a_secret_shows_no_value() {
-    let secret = Secret { value: SecretString::new("SENTINEL-PANIC".into()), id: None, expires_at: None };
+    let secret = Secret {
+        value: SecretString::new("SENTINEL-PANIC".into()),
+        id: None,
+        expires_at: None,
+    };
     let caught = std::panic::catch_unwind(|| panic!("while handling {secret:?}"));
     let payload = caught.unwrap_err();
-    let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
     assert!(message.contains("<redacted>"), "{message}");
     assert!(!message.contains("SENTINEL"), "{message}");
 }
