@@ -2,21 +2,15 @@
 // The `auto` rules of api.md, read from options and the environment, and the default instance.
 const path = require('node:path')
 const { SecretManager, createSecretManager } = require('..')
-const { tempDir, inDir, URL } = require('./helpers')
+const { tempDir, inDir, URL, isolateEnv } = require('./helpers')
 
 const VARS = ['NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'COMMERCE_SECRETS_VAULT_URLS', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT']
-let saved
+isolateEnv(VARS)
 let t
 beforeEach(() => {
-  saved = Object.fromEntries(VARS.map((v) => [v, process.env[v]]))
-  for (const v of VARS) delete process.env[v]
   t = tempDir()
 })
 afterEach(() => {
-  for (const v of VARS) {
-    if (saved[v] === undefined) delete process.env[v]
-    else process.env[v] = saved[v]
-  }
   t.cleanup()
 })
 

@@ -45,8 +45,43 @@ async function until(check, { timeoutMs = 2000, stepMs = 5 } = {}) {
   }
 }
 
+// Clear these environment variables before each test of the file and put them back after.
+// (Jest gives each test file its own copy of process.env; the addon is handed that copy.)
+function isolateEnv(names) {
+  let saved
+  beforeEach(() => {
+    saved = Object.fromEntries(names.map((k) => [k, process.env[k]]))
+    for (const k of names) delete process.env[k]
+  })
+  afterEach(() => {
+    for (const k of names) {
+      if (saved[k] === undefined) delete process.env[k]
+      else process.env[k] = saved[k]
+    }
+  })
+}
+
+// Run the command line without blocking (fakes may run in this process), with only PATH and
+// `env` in its environment; resolves with its exit code and output.
+function runCli(args, { env = {}, cwd } = {}) {
+  const { spawn } = require('node:child_process')
+  const cli = path.join(__dirname, '..', 'bin', 'cli.js')
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { cwd, env: { PATH: process.env.PATH, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    const timer = setTimeout(() => child.kill(), 15000)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, out, err })
+    })
+  })
+}
+
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-module.exports = { TEST_CONTROL, URL, tempDir, inDir, until, sleep }
+module.exports = { TEST_CONTROL, URL, tempDir, inDir, until, sleep, isolateEnv, runCli }

@@ -4,17 +4,16 @@
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
 const { startRetailServer, RESOURCE } = require('./fakes/azure')
+const { isolateEnv } = require('./helpers')
 
 const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC', 'MSI_ENDPOINT', 'MSI_SECRET',
   'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'NODE_ENV']
-let saved
+isolateEnv(ENV)
 let rs
 let endpoint
 const open = []
 
 beforeEach(async () => {
-  saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]))
-  for (const k of ENV) delete process.env[k]
   rs = await startRetailServer({ k: 'v' })
 })
 
@@ -23,10 +22,6 @@ afterEach(async () => {
   await rs.close()
   if (endpoint) await endpoint.close()
   endpoint = undefined
-  for (const k of ENV) {
-    if (saved[k] === undefined) delete process.env[k]
-    else process.env[k] = saved[k]
-  }
 })
 
 function manager(options = {}) {

@@ -1,24 +1,21 @@
 'use strict'
 // Direct Key Vault against a loopback fake vault answering in the recorded shapes, with a
 // client-secret identity (a fake AAD on loopback). Nothing here leaves 127.0.0.1.
-const path = require('node:path')
-const { spawn } = require('node:child_process')
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
 const { startAad, startVault, startIdentity } = require('./fakes/azure')
+const { isolateEnv, runCli } = require('./helpers')
 
 const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID',
   'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE']
+isolateEnv(ENV)
 const now = () => Math.floor(Date.now() / 1000)
-let saved
 let aad
 let vault
 const open = []
 const closers = []
 
 beforeEach(async () => {
-  saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]))
-  for (const k of ENV) delete process.env[k]
   aad = await startAad()
   vault = await startVault({
     'db-password': { value: 'SENTINEL-DB', versions: { '0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f': 'older-value' } },
@@ -37,10 +34,6 @@ afterEach(async () => {
   for (const c of closers.splice(0)) await c.close()
   await aad.close()
   await vault.close()
-  for (const k of ENV) {
-    if (saved[k] === undefined) delete process.env[k]
-    else process.env[k] = saved[k]
-  }
 })
 
 function manager(options = {}) {
@@ -221,23 +214,8 @@ test('no token, client secret or value in errors or events', async () => {
 })
 
 describe('the command line in key-vault mode', () => {
-  const cli = path.join(__dirname, '..', 'bin', 'cli.js')
-  function run(args) {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [cli, ...args], {
-        env: { PATH: process.env.PATH, AZURE_AUTHORITY_HOST: aad.url, AZURE_CLIENT_ID: 'app-id', AZURE_CLIENT_SECRET: 'SENTINEL-CLIENT-SECRET' },
-      })
-      let out = ''
-      let err = ''
-      child.stdout.on('data', (d) => (out += d))
-      child.stderr.on('data', (d) => (err += d))
-      const timer = setTimeout(() => child.kill(), 15000)
-      child.on('close', (code) => {
-        clearTimeout(timer)
-        resolve({ code, out, err })
-      })
-    })
-  }
+  const run = (args) =>
+    runCli(args, { env: { AZURE_AUTHORITY_HOST: aad.url, AZURE_CLIENT_ID: 'app-id', AZURE_CLIENT_SECRET: 'SENTINEL-CLIENT-SECRET' } })
 
   test('validate prints Validation successful per key, like headquarters\' Validate button', async () => {
     const r = await run(['validate', 'db-password', 'disabled', '--vault-url', vault.url, '--allow-insecure-loopback'])

@@ -2,28 +2,20 @@
 // The reliability suite: a bad-input table, the fault matrix (each upstream fault × each
 // remote source) and a redaction audit with planted sentinels. Loopback fakes only.
 const util = require('node:util')
-const path = require('node:path')
-const { spawn } = require('node:child_process')
 const diagnostics = require('node:diagnostics_channel')
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
 const { startIdentity, startRetailServer, startAad, startVault, odata } = require('./fakes/azure')
-const { sleep, tempDir } = require('./helpers')
+const { sleep, tempDir, isolateEnv, runCli } = require('./helpers')
 
 const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'AZURE_AUTHORITY_HOST', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'NODE_ENV',
   'COMMERCE_SECRETS_SOURCE', 'COMMERCE_SECRETS_VAULT_URLS', 'MSI_ENDPOINT', 'MSI_SECRET']
-let saved
+isolateEnv(ENV)
 const cleanup = []
 beforeEach(() => {
-  saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]))
-  for (const k of ENV) delete process.env[k]
 })
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
-  for (const k of ENV) {
-    if (saved[k] === undefined) delete process.env[k]
-    else process.env[k] = saved[k]
-  }
 })
 
 describe('bad inputs: each resolves (or throws at construction) with its code', () => {
@@ -281,16 +273,8 @@ describe('the redaction audit', () => {
     const t = tempDir()
     cleanup.push(() => t.cleanup())
     t.write('secrets/secrets.json', JSON.stringify({ good: 'SENTINEL-VALUE', bad: 5 }))
-    const cli = path.join(__dirname, '..', 'bin', 'cli.js')
     const run = (args) =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, [cli, ...args], { cwd: t.dir, env: { PATH: process.env.PATH, AZURE_CLIENT_SECRET: 'SENTINEL-CLIENT-SECRET', IDENTITY_HEADER: 'SENTINEL-IDENTITY-HEADER' } })
-        let err = ''
-        let out = ''
-        child.stderr.on('data', (d) => (err += d))
-        child.stdout.on('data', (d) => (out += d))
-        child.on('close', () => resolve({ err, out }))
-      })
+      runCli(args, { cwd: t.dir, env: { AZURE_CLIENT_SECRET: 'SENTINEL-CLIENT-SECRET', IDENTITY_HEADER: 'SENTINEL-IDENTITY-HEADER' } })
     for (const args of [['get', 'bad', '--source', 'local'], ['get', 'missing', '--source', 'local'], ['validate', '--source', 'local'], ['doctor', '--source', 'local'], ['get', 'k', '--source', 'retail-server', '--url', 'https://evil.example/']]) {
       const { err, out } = await run(args)
       expect(leaks(err)).toEqual([])

@@ -5,18 +5,16 @@ const util = require('node:util')
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
 const { startIdentity, startRetailServer, odata, retailError, RESOURCE } = require('./fakes/azure')
-const { sleep } = require('./helpers')
+const { sleep, isolateEnv, runCli } = require('./helpers')
 
 const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC', 'MSI_ENDPOINT', 'MSI_SECRET',
   'COMMERCE_SECRETS_OUN', 'MSDyn365Commerce_RSVERSION', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET']
-let saved
+isolateEnv(ENV)
 let identity
 let rs
 const open = []
 
 beforeEach(async () => {
-  saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]))
-  for (const k of ENV) delete process.env[k]
   identity = await startIdentity()
   rs = await startRetailServer({ paymentKey: 'SENTINEL-VALUE', "it's/a key": 'quoted' })
   process.env.IDENTITY_ENDPOINT = identity.endpoint
@@ -27,10 +25,6 @@ afterEach(async () => {
   for (const m of open.splice(0)) await m.close()
   await identity.close()
   await rs.close()
-  for (const k of ENV) {
-    if (saved[k] === undefined) delete process.env[k]
-    else process.env[k] = saved[k]
-  }
 })
 
 function manager(options = {}) {
@@ -300,27 +294,7 @@ test('no token, identity header or value in any error, event or inspect', async 
 })
 
 describe('the command line in retail-server mode', () => {
-  const path = require('node:path')
-  const { spawn } = require('node:child_process')
-  const cli = path.join(__dirname, '..', 'bin', 'cli.js')
-
-  // Async spawn: the fakes run in this process, so it must not block.
-  function run(args) {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [cli, ...args], {
-        env: { PATH: process.env.PATH, IDENTITY_ENDPOINT: identity.endpoint, IDENTITY_HEADER: 'SENTINEL-IDENTITY-HEADER' },
-      })
-      let out = ''
-      let err = ''
-      child.stdout.on('data', (d) => (out += d))
-      child.stderr.on('data', (d) => (err += d))
-      const timer = setTimeout(() => child.kill(), 15000)
-      child.on('close', (code) => {
-        clearTimeout(timer)
-        resolve({ code, out, err })
-      })
-    })
-  }
+  const run = (args) => runCli(args, { env: { IDENTITY_ENDPOINT: identity.endpoint, IDENTITY_HEADER: 'SENTINEL-IDENTITY-HEADER' } })
 
   test('validate --url prints Validation successful per key, or the error', async () => {
     const r = await run(['validate', 'paymentKey', 'missing', '--url', rs.url, '--allow-insecure-loopback'])

@@ -154,6 +154,17 @@ impl Vault {
     fn origin(&self) -> String {
         self.url.as_str().trim_end_matches('/').to_owned()
     }
+
+    /// `{vault}/secrets/{name}[/{version}]?api-version=…`
+    fn secret_url(&self, name: &str, version: Option<&str>) -> Url {
+        let mut url = self.url.clone();
+        url.set_path(&match version {
+            Some(v) => format!("secrets/{name}/{v}"),
+            None => format!("secrets/{name}"),
+        });
+        url.set_query(Some(&format!("api-version={API_VERSION}")));
+        url
+    }
 }
 
 pub struct KeyVaultSource {
@@ -331,12 +342,7 @@ impl KeyVaultSource {
         let (name, version) = parse_key(key).map_err(|m| {
             SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}"))
         })?;
-        let mut url = vault.url.clone();
-        url.set_path(&match version {
-            Some(v) => format!("secrets/{name}/{v}"),
-            None => format!("secrets/{name}"),
-        });
-        url.set_query(Some(&format!("api-version={API_VERSION}")));
+        let url = vault.secret_url(name, version);
         let what = format!("secret '{key}' in {}", vault.origin());
         let mut challenge = match self.challenge(vault, &url, key, deadline).await? {
             Ok(c) => c,
@@ -467,9 +473,7 @@ impl KeyVaultSource {
             let vault = self.vaults.first().ok_or_else(|| {
                 SecretError::new(ErrorCode::NotConfigured, "no vault is configured")
             })?;
-            let mut url = vault.url.clone();
-            url.set_path("secrets/commerce-secret-manager-probe");
-            url.set_query(Some(&format!("api-version={API_VERSION}")));
+            let url = vault.secret_url("commerce-secret-manager-probe", None);
             let c = match self
                 .challenge(vault, &url, "commerce-secret-manager-probe", deadline)
                 .await?

@@ -50,8 +50,10 @@ struct Fault {
     what: String,
 }
 
-/// Each key's value, or the JSON type it wrongly has.
-type Parsed = HashMap<String, Result<SecretString, &'static str>>;
+/// A key's value, or the JSON type it wrongly has.
+pub type FileValue = Result<SecretString, &'static str>;
+
+type Parsed = HashMap<String, FileValue>;
 
 struct Loaded {
     path: PathBuf,
