@@ -87,9 +87,7 @@ fn invalid(what: impl Into<String>) -> Fault {
 
 /// Parses the bytes of a secrets file into its keys (a value, or the JSON type it wrongly
 /// has), or the fault's description. Never panics, whatever the bytes.
-pub fn parse_secrets_file(
-    bytes: &[u8],
-) -> Result<Vec<(String, Result<SecretString, &'static str>)>, String> {
+pub fn parse_secrets_file(bytes: &[u8]) -> Result<Vec<(String, FileValue)>, String> {
     parse(bytes)
         .map(|m| m.into_iter().collect())
         .map_err(|f| f.what)
