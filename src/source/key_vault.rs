@@ -352,40 +352,30 @@ impl KeyVaultSource {
             message: format!("{what}: {}", e.message),
             ..e
         };
-        let mut token = self
-            .tokens
-            .get(
-                &self.http,
-                &challenge.resource,
-                Some(&challenge.tenant),
-                deadline,
-                None,
-            )
-            .await
-            .map_err(with_key)?;
-        let mut retried = false;
+        // The token a 401 refused: the next round asks for a fresh one, and there is no third.
+        let mut refused = None;
         loop {
+            let token = self
+                .tokens
+                .get(
+                    &self.http,
+                    &challenge.resource,
+                    Some(&challenge.tenant),
+                    deadline,
+                    refused.as_ref(),
+                )
+                .await
+                .map_err(with_key)?;
             let mut call = Call::get(url.clone());
             call.bearer = Some(&token.value);
             let reply = self.http.send(&call, deadline, &what).await?;
-            if reply.status == 401 && !retried {
+            if reply.status == 401 && refused.is_none() {
                 // The token or the challenge changed (e.g. a tenant move): learn again, once.
-                retried = true;
                 if let Ok(c) = self.learn(vault, &reply, key) {
                     vault.remember(c.clone());
                     challenge = c;
                 }
-                token = self
-                    .tokens
-                    .get(
-                        &self.http,
-                        &challenge.resource,
-                        Some(&challenge.tenant),
-                        deadline,
-                        Some(&token),
-                    )
-                    .await
-                    .map_err(with_key)?;
+                refused = Some(token);
                 continue;
             }
             return map_reply(key, &vault.origin(), &reply, SystemClock.now());

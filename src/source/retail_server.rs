@@ -211,26 +211,22 @@ impl RetailServerSource {
             message: format!("secret '{key}': {}", e.message),
             ..e
         };
-        let mut token = self
-            .tokens
-            .get(&self.http, RESOURCE, None, deadline, None)
-            .await
-            .map_err(with_key)?;
-        let mut retried = false;
+        // The token a 401 refused: the next round asks for a fresh one, and there is no third.
+        let mut refused = None;
         loop {
+            let token = self
+                .tokens
+                .get(&self.http, RESOURCE, None, deadline, refused.as_ref())
+                .await
+                .map_err(with_key)?;
             let mut call = Call::get(url.clone());
             call.headers.push(("oun", self.oun.clone()));
             call.headers.push(("accept", "application/json".into()));
             call.bearer = Some(&token.value);
             let reply = self.http.send(&call, deadline, &what).await?;
-            if reply.status == 401 && !retried {
+            if reply.status == 401 && refused.is_none() {
                 // The token may have been revoked or rotated early: one fresh token, one retry.
-                retried = true;
-                token = self
-                    .tokens
-                    .get(&self.http, RESOURCE, None, deadline, Some(&token))
-                    .await
-                    .map_err(with_key)?;
+                refused = Some(token);
                 continue;
             }
             return map_reply(&key, &what, reply);
