@@ -4,15 +4,7 @@
 // environment, so a client bundle carries none of it, and apps that guard with
 // `if (msdyn365Commerce.secretManager)` take their browser branch.
 
-class SecretError extends Error {
-  constructor(code, message, secretKey, status) {
-    super(message)
-    this.code = code
-    if (secretKey !== undefined) this.secretKey = secretKey
-    if (status !== undefined) this.status = status
-  }
-}
-SecretError.prototype.name = 'SecretError'
+const shared = require('./shared.js')
 
 class SecretManager {
   constructor() {
@@ -24,9 +16,16 @@ function createSecretManager() {
   return undefined
 }
 
-function install(target) {
-  if (target !== null && typeof target === 'object') target.secretManager = undefined
+// Changes nothing and throws nothing: the platform's msdyn365Commerce has a getter-only
+// `secretManager`, which is already undefined in the browser.
+function install() {
   return undefined
 }
 
-module.exports = { SecretManager, SecretError, createSecretManager, secretManager: undefined, install }
+module.exports = {
+  SecretManager,
+  SecretError: shared.SecretError,
+  createSecretManager,
+  secretManager: undefined,
+  install,
+}

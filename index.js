@@ -1,5 +1,5 @@
 'use strict'
-// The public entry on the server: a thin layer over the native addon (native.js, generated).
+// The public entry on the server: a thin layer over the native addon.
 //
 // Why there is JS here at all:
 // - Errors are made here, in the caller's realm, so `instanceof Error` holds (in Jest too).
@@ -10,68 +10,36 @@
 //   (invalidate, close) or comes back in a reply (evictions, 401/403/404 drops), and hits
 //   answered here are reported back (`touched`) before anything can be evicted.
 // - Events: onEvent and diagnostics_channel are JS.
+//
+// Bundled as is by the Commerce SDK's webpack 4 (no loader for node_modules), so this file
+// parses at ES2018: no `#private`, `?.`, `??`, and built-ins are required without `node:`.
+// The addon is loaded on first use by binding.js, in a way bundlers leave alone.
 
-const diagnostics = require('node:diagnostics_channel')
-const util = require('node:util')
-const { NativeManager } = require('./native.js')
+const diagnostics = require('diagnostics_channel')
+const shared = require('./shared.js')
+const binding = require('./binding.js')
 
+const { SecretError, SecretValue, typeName, failure, argumentFailure } = shared
 const channel = diagnostics.channel('commerce-secret-manager')
 const TEST_CONTROL = Symbol.for('commerce-secret-manager.testControl')
 const INTERNALS = Symbol.for('commerce-secret-manager.internals')
+const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+// Marks the default instance: built from the environment on first use.
+const FROM_ENVIRONMENT = Symbol('from environment')
+// Url and key in a composite cache key of the addon (keys cannot contain control characters).
 const SEP = '\0'
 
-class SecretError extends Error {
-  constructor(code, message, secretKey, status) {
-    super(message)
-    this.code = code
-    if (secretKey !== undefined) this.secretKey = secretKey
-    if (status !== undefined && status !== null) this.status = status
-  }
-}
-SecretError.prototype.name = 'SecretError'
-
-// The ISecretValue handed to callers. A class only so that logging one by accident
-// (console.log, util.inspect) does not print the value; JSON and spreading see plain fields.
-class SecretValue {
-  constructor(value, id, error, expiresOn) {
-    this.value = value
-    if (id !== undefined && id !== null) this.id = id
-    if (error !== undefined) this.error = error
-    this.expiresOn = expiresOn
-  }
-
-  [util.inspect.custom](depth, options, inspect) {
-    const shown = { ...this, value: this.value === '' ? '' : '[redacted]' }
-    return `SecretValue ${inspect(shown, options)}`
-  }
-}
-
-function typeName(v) {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : typeof v
-}
-
-function failure(code, message, secretKey, status, expiresOn = 0) {
-  return new SecretValue('', undefined, new SecretError(code, message, secretKey, status), expiresOn)
-}
-
-function argumentFailure(secretKey, url) {
-  const message =
-    typeof secretKey !== 'string'
-      ? `secret key must be a string (got ${typeName(secretKey)})`
-      : `baseRetailServerUrl for secret '${secretKey}' must be a string (got ${typeName(url)})`
-  return failure('INVALID_ARGUMENT', message, typeof secretKey === 'string' ? secretKey : undefined)
-}
-
-function secretKeyOf(cacheKey) {
+function splitCacheKey(cacheKey) {
   const i = cacheKey.lastIndexOf(SEP)
-  return i < 0 ? cacheKey : cacheKey.slice(i + 1)
+  return i < 0 ? { url: '', key: cacheKey } : { url: cacheKey.slice(0, i), key: cacheKey.slice(i + 1) }
 }
 
 function environment() {
   const env = {}
-  for (const [k, v] of Object.entries(process.env)) if (typeof v === 'string') env[k] = v
+  for (const k of Object.keys(process.env)) {
+    const v = process.env[k]
+    if (typeof v === 'string') env[k] = v
+  }
   return env
 }
 
@@ -88,74 +56,132 @@ class Slot {
   }
 }
 
-class SecretManager {
-  #native
-  #source
-  #keyedByUrl
-  #onEvent
-  #hot = new Map() // cache key -> Slot
-  #touched = [] // cache keys answered from #hot since the last fetch
-  #epoch = 0
-  #hits = 0
-  // Bumped by invalidate and close: a reply to a request made before then fills no slot.
-  #generation = 0
+// Values the addon's JSON conversion cannot carry get a message naming the option here.
+function screenOptions(rest) {
+  const screen = (name, v) => {
+    if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
+      throw new TypeError(`option \`${name}\` cannot be ${typeof v}`)
+    }
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new TypeError(`option \`${name}\` must be a finite number (got ${v})`)
+    }
+  }
+  for (const k of Object.keys(rest)) {
+    const v = rest[k]
+    screen(k, v)
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const k2 of Object.keys(v)) screen(`${k}.${k2}`, v[k2])
+    }
+    if (Array.isArray(v)) v.forEach((x, i) => screen(`${k}[${i}]`, x))
+  }
+}
 
+class SecretManager {
   constructor(options) {
+    // State lives in plain fields (not `#private`: webpack 4 cannot parse those). None of it
+    // is enumerable-worthy: `toJSON` and the inspect hook below show only the source.
+    this._native = undefined
+    this._source = undefined
+    this._keyedByUrl = false
+    this._onEvent = undefined
+    // Not keyed by url: key -> Slot. Keyed by url: url -> (key -> Slot), so a hit builds no
+    // string; the last url's map is kept at hand.
+    this._hot = new Map()
+    this._lastUrl = undefined
+    this._lastMap = undefined
+    this._touched = [] // cache keys answered from the mirror since the last fetch
+    this._epoch = 0
+    this._hits = 0
+    // Bumped by invalidate and close: a reply to a request made before then fills no slot.
+    this._generation = 0
+    this._closed = false
+    // The default instance: why it could not be built, once it was tried.
+    this._unavailable = undefined
+    if (options === FROM_ENVIRONMENT) return
+    this._build(options)
+  }
+
+  _build(options) {
     if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
       throw new TypeError(`options must be an object (got ${typeName(options)})`)
     }
-    const { onEvent, ...rest } = options ?? {}
+    const rest = Object.assign({}, options)
+    const onEvent = rest.onEvent
+    delete rest.onEvent
     if (onEvent !== undefined && typeof onEvent !== 'function') {
       throw new TypeError(`option \`onEvent\` must be a function (got ${typeName(onEvent)})`)
     }
-    // Values the addon's JSON conversion cannot carry get a message naming the option here.
-    const screen = (name, v) => {
-      if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
-        throw new TypeError(`option \`${name}\` cannot be ${typeof v}`)
-      }
-      if (typeof v === 'number' && !Number.isFinite(v)) {
-        throw new TypeError(`option \`${name}\` must be a finite number (got ${v})`)
-      }
-    }
-    for (const [k, v] of Object.entries(rest)) {
-      screen(k, v)
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) screen(`${k}.${k2}`, v2)
-      if (Array.isArray(v)) v.forEach((x, i) => screen(`${k}[${i}]`, x))
-    }
+    screenOptions(rest)
+    shared.checkNumberOptions(rest)
+    const NativeManager = binding.load().NativeManager
+    let native
     try {
-      this.#native = new NativeManager(rest, environment(), process.cwd())
+      native = new NativeManager(rest, environment(), process.cwd())
     } catch (e) {
       throw new TypeError(String(e && e.message))
     }
-    this.#source = this.#native.source
-    this.#keyedByUrl = this.#native.keyedByUrl
-    this.#onEvent = onEvent
+    this._native = native
+    this._source = native.source
+    this._keyedByUrl = native.keyedByUrl
+    this._onEvent = onEvent
+  }
+
+  // The default instance builds itself from the environment on first use. False (and the
+  // reason kept) when that failed: every call then answers NOT_CONFIGURED.
+  _ready() {
+    if (this._native !== undefined) return true
+    if (this._unavailable !== undefined) return false
+    try {
+      this._build(undefined)
+      return true
+    } catch (e) {
+      this._unavailable = `secret manager could not be built from the environment: ${String(e && e.message)}`
+      return false
+    }
+  }
+
+  _notConfigured(secretKey) {
+    return failure('NOT_CONFIGURED', this._unavailable, secretKey)
   }
 
   get source() {
-    return this.#source
+    this._ready()
+    return this._source
   }
 
   getSecretValue(secretKey, baseRetailServerUrl) {
-    if (typeof secretKey !== 'string' || typeof baseRetailServerUrl !== 'string') {
-      return Promise.resolve(argumentFailure(secretKey, baseRetailServerUrl))
-    }
-    const cacheKey = this.#keyedByUrl ? baseRetailServerUrl + SEP + secretKey : secretKey
-    const slot = this.#hot.get(cacheKey)
-    if (slot !== undefined && Date.now() < slot.until) {
-      this.#hits++
-      if (slot.epoch !== this.#epoch) {
-        slot.epoch = this.#epoch
-        this.#touched.push(cacheKey)
+    let slot
+    if (this._keyedByUrl) {
+      let map = this._lastMap
+      if (baseRetailServerUrl !== this._lastUrl) {
+        map = typeof baseRetailServerUrl === 'string' ? this._hot.get(baseRetailServerUrl) : undefined
+        if (map !== undefined) {
+          this._lastUrl = baseRetailServerUrl
+          this._lastMap = map
+        }
       }
-      if (this.#onEvent !== undefined || channel.hasSubscribers) this.#emit('hit', secretKey)
+      if (map !== undefined) slot = map.get(secretKey)
+    } else if (typeof baseRetailServerUrl === 'string') {
+      slot = this._hot.get(secretKey)
+    }
+    // Only a string key with a string url can be in the mirror: the checks come after it.
+    if (slot !== undefined && Date.now() < slot.until) {
+      this._hits++
+      if (slot.epoch !== this._epoch) {
+        slot.epoch = this._epoch
+        this._touched.push(this._keyedByUrl ? baseRetailServerUrl + SEP + secretKey : secretKey)
+      }
+      if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
       return Promise.resolve(
         typeof slot.value === 'string'
           ? new SecretValue(slot.value, slot.id, undefined, slot.expiresOn)
           : failure(slot.value.code, slot.value.message, secretKey, slot.value.status, slot.expiresOn),
       )
     }
-    return this.#ask(secretKey, baseRetailServerUrl, cacheKey, false)
+    const bad = argumentFailure(secretKey, baseRetailServerUrl)
+    if (bad !== undefined) return Promise.resolve(bad)
+    if (!this._ready()) return Promise.resolve(this._notConfigured(secretKey))
+    return this._ask(secretKey, baseRetailServerUrl, false)
   }
 
   getSecretValues(secretKeys, baseRetailServerUrl) {
@@ -170,33 +196,38 @@ class SecretManager {
   }
 
   refresh(secretKey, baseRetailServerUrl) {
-    if (typeof secretKey !== 'string' || typeof baseRetailServerUrl !== 'string') {
-      return Promise.resolve(argumentFailure(secretKey, baseRetailServerUrl))
-    }
-    const cacheKey = this.#keyedByUrl ? baseRetailServerUrl + SEP + secretKey : secretKey
-    return this.#ask(secretKey, baseRetailServerUrl, cacheKey, true)
+    const bad = argumentFailure(secretKey, baseRetailServerUrl)
+    if (bad !== undefined) return Promise.resolve(bad)
+    if (!this._ready()) return Promise.resolve(this._notConfigured(secretKey))
+    return this._ask(secretKey, baseRetailServerUrl, true)
   }
 
   invalidate(secretKey) {
-    this.#generation++
-    if (secretKey === undefined || secretKey === null) {
-      this.#native.invalidate(null)
-      this.#hot.clear()
-      return
-    }
-    if (typeof secretKey !== 'string') {
+    if (secretKey !== undefined && secretKey !== null && typeof secretKey !== 'string') {
       throw new TypeError(`invalidate takes a secret key string or nothing (got ${typeName(secretKey)})`)
     }
-    this.#native.invalidate(secretKey)
-    if (!this.#keyedByUrl) this.#hot.delete(secretKey)
-    else for (const k of this.#hot.keys()) if (secretKeyOf(k) === secretKey) this.#hot.delete(k)
+    if (this._native === undefined) return
+    this._generation++
+    if (secretKey === undefined || secretKey === null) {
+      this._native.invalidate(null)
+      this._hot.clear()
+      this._lastUrl = undefined
+      this._lastMap = undefined
+      return
+    }
+    this._native.invalidate(secretKey)
+    if (!this._keyedByUrl) this._hot.delete(secretKey)
+    else this._hot.forEach((map) => map.delete(secretKey))
   }
 
   stats() {
-    const s = this.#native.stats()
+    if (this._native === undefined) {
+      return { entries: 0, hits: 0, misses: 0, staleServed: 0, upstreamRequests: 0, upstreamErrors: 0, inFlight: 0 }
+    }
+    const s = this._native.stats()
     return {
       entries: s.entries,
-      hits: s.hits + this.#hits,
+      hits: s.hits + this._hits,
       misses: s.misses,
       staleServed: s.staleServed,
       upstreamRequests: s.upstreamRequests,
@@ -206,111 +237,148 @@ class SecretManager {
   }
 
   close() {
-    this.#generation++
-    this.#native.close()
-    this.#hot.clear()
-    this.#touched = []
+    this._generation++
+    this._closed = true
+    if (this._native !== undefined) this._native.close()
+    this._hot.clear()
+    this._lastUrl = undefined
+    this._lastMap = undefined
+    this._touched = []
     return Promise.resolve()
+  }
+
+  _mirrorGet(url, secretKey) {
+    if (!this._keyedByUrl) return this._hot
+    let map = this._hot.get(url)
+    if (map === undefined) {
+      map = new Map()
+      this._hot.set(url, map)
+    }
+    return map
+  }
+
+  _mirrorDelete(url, secretKey) {
+    if (!this._keyedByUrl) {
+      this._hot.delete(secretKey)
+      return
+    }
+    const map = this._hot.get(url)
+    if (map === undefined) return
+    map.delete(secretKey)
+    if (map.size === 0) {
+      this._hot.delete(url)
+      if (this._lastMap === map) {
+        this._lastUrl = undefined
+        this._lastMap = undefined
+      }
+    }
   }
 
   // The slow path: the addon answers now (a hit needing a look, a bad key, an in-process
   // source) or goes upstream through the cache's single flight.
-  #ask(secretKey, url, cacheKey, refresh) {
+  _ask(secretKey, url, refresh) {
     if (!refresh) {
       let now
       try {
-        now = this.#native.lookup(secretKey, url)
+        now = this._native.lookup(secretKey, url)
       } catch (e) {
-        return Promise.resolve(this.#internal(e, secretKey))
+        return Promise.resolve(this._internal(e, secretKey))
       }
-      if (now !== null) return Promise.resolve(this.#settle(now, secretKey, url, cacheKey, 'get', this.#generation))
+      if (now !== null) return Promise.resolve(this._settle(now, secretKey, url, 'get', this._generation))
     }
-    return this.#fetch(secretKey, url, cacheKey, refresh, refresh ? 'refresh' : 'get')
+    return this._fetch(secretKey, url, refresh, refresh ? 'refresh' : 'get')
   }
 
-  #fetch(secretKey, url, cacheKey, refresh, why) {
-    const touched = this.#touched
+  _fetch(secretKey, url, refresh, why) {
+    const touched = this._touched
     if (touched.length > 0) {
-      this.#touched = []
-      this.#epoch++
+      this._touched = []
+      this._epoch++
     }
-    const generation = this.#generation
+    const generation = this._generation
     let pending
     try {
-      pending = this.#native.fetch(secretKey, url, refresh, touched)
+      pending = this._native.fetch(secretKey, url, refresh, touched)
     } catch (e) {
-      return Promise.resolve(this.#internal(e, secretKey))
+      return Promise.resolve(this._internal(e, secretKey))
     }
     return pending.then(
-      (reply) => this.#settle(reply, secretKey, url, cacheKey, why, generation),
-      (e) => this.#internal(e, secretKey),
+      (reply) => this._settle(reply, secretKey, url, why, generation),
+      (e) => this._internal(e, secretKey),
     )
   }
 
   // Apply a reply to the mirror, emit its events, start a refresh it asks for, and make
   // the caller's ISecretValue.
-  #settle(reply, secretKey, url, cacheKey, why, generation) {
+  _settle(reply, secretKey, url, why, generation) {
     if (reply.evicted !== undefined) {
       for (const k of reply.evicted) {
-        this.#hot.delete(k)
-        this.#emit('evict', secretKeyOf(k))
+        const parts = splitCacheKey(k)
+        this._mirrorDelete(parts.url, parts.key)
+        this._emit('evict', parts.key)
       }
     }
-    if (reply.freshUntilMs > Date.now() && generation === this.#generation) {
-      this.#hot.set(cacheKey, new Slot(reply))
+    if (reply.freshUntilMs > Date.now() && generation === this._generation && !this._closed) {
+      this._mirrorGet(url, secretKey).set(secretKey, new Slot(reply))
     } else {
-      this.#hot.delete(cacheKey)
+      this._mirrorDelete(url, secretKey)
     }
-    if (this.#onEvent !== undefined || channel.hasSubscribers) {
+    if (this._onEvent !== undefined || channel.hasSubscribers) {
       const type = reply.code !== undefined ? 'error' : why === 'get' ? reply.event : 'refresh'
-      this.#emit(type, secretKey, reply.durationMs, reply.code ?? reply.staleCode)
+      this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode)
     }
     if (reply.refresh) {
-      this.#fetch(secretKey, url, cacheKey, true, 'background')
+      this._fetch(secretKey, url, true, 'background')
     }
     return reply.code !== undefined
       ? failure(reply.code, reply.message, secretKey, reply.status, reply.expiresOn)
       : new SecretValue(reply.value, reply.id, undefined, reply.expiresOn)
   }
 
-  #internal(e, secretKey) {
+  _internal(e, secretKey) {
     const message = `secret '${secretKey}': internal error: ${String(e && e.message)}`
-    this.#emit('error', secretKey, undefined, 'UNAVAILABLE')
+    this._emit('error', secretKey, undefined, 'UNAVAILABLE')
     return failure('UNAVAILABLE', message, secretKey)
   }
 
-  #emit(type, secretKey, durationMs, code) {
-    if (this.#onEvent === undefined && !channel.hasSubscribers) return
-    const event = { type, secretKey, source: this.#source }
+  _emit(type, secretKey, durationMs, code) {
+    if (this._onEvent === undefined && !channel.hasSubscribers) return
+    const event = { type, secretKey, source: this._source }
     if (durationMs !== undefined && durationMs !== null) event.durationMs = durationMs
     if (code !== undefined && code !== null) event.code = code
-    if (this.#onEvent !== undefined) {
+    if (this._onEvent !== undefined) {
       try {
-        this.#onEvent(event)
-      } catch {
+        this._onEvent(event)
+      } catch (err) {
         // A listener's fault must not become the caller's.
       }
     }
     if (channel.hasSubscribers) channel.publish(event)
   }
 
-  [util.inspect.custom]() {
-    return `SecretManager { source: '${this.#source}' }`
+  toJSON() {
+    return { source: this._source }
+  }
+
+  [INSPECT]() {
+    return `SecretManager { source: '${this._source}' }`
   }
 
   // For the CLI (doctor, validate): the resolved configuration and the local file's keys.
   [INTERNALS]() {
+    this._ready()
+    const native = this._native
     return {
-      describe: () => this.#native.describe(),
-      localKeys: () => this.#native.localKeys(),
-      checkToken: () => this.#native.checkToken(),
-      tokenRequests: () => this.#native.tokenRequests(),
+      describe: () => native.describe(),
+      localKeys: () => native.localKeys(),
+      checkToken: () => native.checkToken(),
+      tokenRequests: () => native.tokenRequests(),
     }
   }
 
   // Test hooks of the memory source; not part of the public API.
   [TEST_CONTROL](control) {
-    return this.#native.testControl(control)
+    return this._native.testControl(control)
   }
 }
 
@@ -318,35 +386,20 @@ function createSecretManager(options) {
   return new SecretManager(options)
 }
 
-// The default instance: built from the environment on first use, so that importing the
-// package costs nothing and a bad environment surfaces as an error value, not a throw.
-let defaultInstance
-const secretManager = {
-  getSecretValue(secretKey, baseRetailServerUrl) {
-    if (defaultInstance === undefined) {
-      try {
-        defaultInstance = new SecretManager()
-      } catch (e) {
-        return Promise.resolve(
-          failure('NOT_CONFIGURED', `secret manager could not be built from the environment: ${e.message}`, secretKey),
-        )
-      }
-    }
-    return defaultInstance.getSecretValue(secretKey, baseRetailServerUrl)
-  },
-}
+// The default instance: a SecretManager with the whole surface, built from the environment
+// on first use, so that importing the package costs nothing and a bad environment (or a
+// missing binary) surfaces as NOT_CONFIGURED values, not a throw.
+const secretManager = new SecretManager(FROM_ENVIRONMENT)
 
+// Sets target.secretManager (msdyn365Commerce's getter-only accessor included: see
+// shared.installOn) to the default instance, or to a new one built from `options`. On a
+// target that says it is in a browser, changes nothing.
 function install(target, options) {
-  if (target === null || typeof target !== 'object') {
-    throw new TypeError(`install takes the object to install on, e.g. msdyn365Commerce (got ${typeName(target)})`)
-  }
-  if (target.isBrowser === true) {
-    target.secretManager = undefined
-    return undefined
-  }
+  if (shared.targetIsBrowser(target)) return undefined
+  // Checked before a manager is built, so a bad target leaves nothing behind.
+  shared.checkTarget(target, 'install')
   const manager = options === undefined ? secretManager : createSecretManager(options)
-  target.secretManager = manager
-  return manager
+  return shared.installOn(target, manager, 'install')
 }
 
 module.exports = { SecretManager, SecretError, createSecretManager, secretManager, install }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const here = path.dirname(fileURLToPath(import.meta.url))
 const { SecretManager } = require('../index.js')
-const { noopAsync } = require('../native.js')
+const { noopAsync } = require('../binding.js').load()
 
 // A throwaway CA and a certificate for 127.0.0.1 it signed, made now: the fake vault speaks
 // https (the Azure SDK sends tokens only over https), and both clients trust this CA only in

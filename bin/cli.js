@@ -4,9 +4,9 @@
 // Exit codes: 0 success, 1 a key failed or a check found a fault, 2 usage error.
 // Secret values go to stdout only for `get`; nothing here prints a value anywhere else.
 
-const fs = require('node:fs')
-const path = require('node:path')
-const { spawnSync } = require('node:child_process')
+const fs = require('fs')
+const path = require('path')
+const { spawnSync } = require('child_process')
 const { SecretManager } = require('../index.js')
 
 const INTERNALS = Symbol.for('commerce-secret-manager.internals')
@@ -145,7 +145,7 @@ function secretsIgnored(cwd) {
   let text = ''
   try {
     text = fs.readFileSync(path.join(cwd, '.gitignore'), 'utf8')
-  } catch {
+  } catch (e) {
     return { ignored: false, how: 'no .gitignore' }
   }
   const ignored = text
@@ -174,7 +174,7 @@ async function doctor(manager) {
   say(`source: ${d.source}${d.configured ? '' : ' (not configured)'}`)
   say(`  why: ${d.reason}`)
   if (d.source === 'local') {
-    say(`secrets file: ${d.secretsFileInUse ?? 'none found'}`)
+    say(`secrets file: ${d.secretsFileInUse !== undefined && d.secretsFileInUse !== null ? d.secretsFileInUse : 'none found'}`)
     say(`  looked for: ${d.secretsFiles.join(', ')}`)
     say(`  reload on change: ${d.watch ? 'yes' : 'no'}`)
     if (!d.secretsFileInUse) faults++
