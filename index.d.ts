@@ -71,8 +71,13 @@ export interface CacheOptions {
   staleIfErrorSeconds?: number
   /** Remember NOT_FOUND this long (default 5). */
   negativeTtlSeconds?: number
-  /** Least recently used entries are evicted past this (default 10000). */
+  /** Least recently used entries are evicted past this (default 10000, 1..10000000, an integer). */
   maxEntries?: number
+  /**
+   * A refresh that finds the same version doubles that key's interval up to this many seconds
+   * (default 3600); a change resets it.
+   */
+  maxRefreshAfterSeconds?: number
 }
 
 export interface SecretManagerOptions {
@@ -93,19 +98,33 @@ export interface SecretManagerOptions {
   allowedHosts?: string[]
   /** Allow http:// to 127.0.0.0/8, localhost, [::1] (tests, local fakes); default false. */
   allowInsecureLoopback?: boolean
-  /** auto: App Service env, else client secret env, else IMDS. */
-  identity?: 'auto' | 'app-service' | 'imds' | 'client-secret'
+  /** Who asks for the token; 'auto' follows the order in the README. */
+  identity?:
+    | 'auto'
+    | 'app-service'
+    | 'imds'
+    | 'client-secret'
+    | 'client-certificate'
+    | 'workload-identity'
+    | 'azure-cli'
+    | 'azure-developer-cli'
   /** Else AZURE_CLIENT_ID. */
   clientId?: string
   /** Else AZURE_TENANT_ID. */
   tenantId?: string
   /** Else AZURE_CLIENT_SECRET. */
   clientSecret?: string
+  /** PEM with certificate and private key; else AZURE_CLIENT_CERTIFICATE_PATH. */
+  clientCertificatePath?: string
+  /** Workload identity; else AZURE_FEDERATED_TOKEN_FILE (re-read per token request). */
+  federatedTokenFile?: string
+  /** Else AZURE_AUTHORITY_HOST, else https://login.microsoftonline.com. */
+  authorityHost?: string
   /** key-vault: one or two, tried in order; env COMMERCE_SECRETS_VAULT_URLS (comma-separated). */
   vaultUrls?: string[]
   /** false turns the cache off (concurrent calls of one key still share one upstream request). */
   cache?: false | CacheOptions
-  /** Deadline of one getSecretValue, retries included (default 10000). */
+  /** Deadline of one getSecretValue, retries included (default 10000, 1..600000). */
   timeoutMs?: number
   /** Called for every event; a throwing listener is ignored. */
   onEvent?: (event: SecretEvent) => void
@@ -113,11 +132,15 @@ export interface SecretManagerOptions {
 
 /** Also published on diagnostics_channel 'commerce-secret-manager'. Never a value, never a token. */
 export interface SecretEvent {
-  type: 'hit' | 'miss' | 'stale' | 'refresh' | 'error' | 'evict'
+  type: 'hit' | 'miss' | 'stale' | 'refresh' | 'rotate' | 'error' | 'evict'
   secretKey: string
   source: SecretSource
   durationMs?: number
   code?: SecretErrorCode
+  /** On 'refresh': the value differs from the one it replaced. */
+  changed?: boolean
+  /** On 'refresh' and 'rotate': the Key Vault version, when known. */
+  version?: string
 }
 
 export interface SecretManagerStats {
@@ -151,13 +174,17 @@ export declare class SecretManager implements ISecretManager {
 
 /** undefined in a browser bundle. */
 export declare function createSecretManager(options?: SecretManagerOptions): SecretManager | undefined
-/** The default instance, built from the environment on first use; undefined in a browser bundle. */
-export declare const secretManager: ISecretManager | undefined
 /**
- * Sets `target.secretManager` (e.g. on msdyn365Commerce): the default instance, or one built
- * from `options`. Leaves it undefined in a browser or when `target.isBrowser` is true.
+ * The default instance: a SecretManager with the whole surface, built from the environment on
+ * first use (a bad environment answers NOT_CONFIGURED, never throws); undefined in a browser bundle.
  */
-export declare function install(
-  target: { secretManager?: ISecretManager | null; isBrowser?: boolean },
-  options?: SecretManagerOptions,
-): ISecretManager | undefined
+export declare const secretManager: SecretManager | undefined
+/**
+ * Makes `target.secretManager` ours (e.g. on the platform's msdyn365Commerce, whose
+ * `secretManager` is a getter-only accessor over `_secretManager`): the default instance, or
+ * one built from `options`. Wins whatever the platform assigns to `_secretManager` later.
+ * In a browser (the browser entry, or `target.isBrowser` true) it changes nothing and returns
+ * undefined. A target that cannot take it (null, frozen, a non-configurable own
+ * `secretManager`) gets a TypeError and is left as it was.
+ */
+export declare function install(target: object, options?: SecretManagerOptions): SecretManager | undefined

@@ -171,12 +171,13 @@ class SecretManager {
         slot.epoch = this._epoch
         this._touched.push(this._keyedByUrl ? baseRetailServerUrl + SEP + secretKey : secretKey)
       }
-      if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
-      return Promise.resolve(
-        typeof slot.value === 'string'
-          ? new SecretValue(slot.value, slot.id, undefined, slot.expiresOn)
-          : failure(slot.value.code, slot.value.message, secretKey, slot.value.status, slot.expiresOn),
-      )
+      if (typeof slot.value === 'string') {
+        if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
+        return Promise.resolve(new SecretValue(slot.value, slot.id, undefined, slot.expiresOn))
+      }
+      // A remembered failure (NOT_FOUND): an error event, as when the addon answers it.
+      this._emit('error', secretKey, undefined, slot.value.code)
+      return Promise.resolve(failure(slot.value.code, slot.value.message, secretKey, slot.value.status, slot.expiresOn))
     }
     const bad = argumentFailure(secretKey, baseRetailServerUrl)
     if (bad !== undefined) return Promise.resolve(bad)

@@ -136,8 +136,14 @@ class TestSecretManager {
     const bad = argumentFailure(secretKey, url)
     if (bad !== undefined) return bad
     const problem = keyProblem(secretKey)
-    if (problem !== undefined) return failure('INVALID_ARGUMENT', problem, secretKey)
-    if (this._closed) return failure('CLOSED', `secret '${secretKey}': the secret manager was closed`, secretKey)
+    if (problem !== undefined) {
+      this._emit('error', secretKey, undefined, 'INVALID_ARGUMENT')
+      return failure('INVALID_ARGUMENT', problem, secretKey)
+    }
+    if (this._closed) {
+      this._emit('error', secretKey, undefined, 'CLOSED')
+      return failure('CLOSED', `secret '${secretKey}': the secret manager was closed`, secretKey)
+    }
     const now = Date.now() / 1000
     const entry = this._entries.get(secretKey)
     if (!refresh && entry !== undefined && now < entry.expiresAt) {
