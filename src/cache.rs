@@ -48,6 +48,8 @@ pub struct Policy {
     pub stale_if_error: f64,
     pub negative_ttl: f64,
     pub max_entries: usize,
+    /// The longest refresh interval adaptive refresh may reach (issue 15; stored, not yet used).
+    pub max_refresh_after: f64,
 }
 
 impl Default for Policy {
@@ -59,6 +61,7 @@ impl Default for Policy {
             stale_if_error: 3_600.0,
             negative_ttl: 5.0,
             max_entries: 10_000,
+            max_refresh_after: 3_600.0,
         }
     }
 }

@@ -73,7 +73,8 @@ pub struct Config {
     /// Where the local source looks, in order (an explicit `secretsFile` is the only one).
     pub secrets_files: Vec<PathBuf>,
     pub watch: bool,
-    pub secrets: Vec<(String, String)>,
+    /// memory: the secrets (SecretString: wiped on drop, redacted in `Debug`).
+    pub secrets: Vec<(String, SecretString)>,
     pub oun: String,
     pub oun_origin: &'static str,
     pub allowed_hosts: Vec<String>,
@@ -142,21 +143,49 @@ fn opt_bool(o: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> 
     }
 }
 
-/// A finite number >= `min` (fractional seconds are fine: tests use milliseconds).
-fn opt_number(
-    o: &Map<String, Value>,
-    name: &str,
-    label: &str,
-    min: f64,
-    strict: bool,
-) -> Result<Option<f64>, String> {
+/// The range of each number option (api.md: "Every number option has a range"); the JS layer
+/// (shared.js `NUMBER_OPTIONS`) checks the same bounds first, so both say the same thing.
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+    pub integer: bool,
+}
+
+const YEAR: f64 = 31_536_000.0;
+pub const TIMEOUT_MS: Range = Range { min: 1.0, max: 600_000.0, integer: false };
+pub const REFRESH_AFTER: Range = Range { min: 0.0, max: YEAR, integer: false };
+pub const MAX_AGE: Range = Range { min: 0.001, max: YEAR, integer: false };
+pub const STALE_IF_ERROR: Range = Range { min: 0.0, max: YEAR, integer: false };
+pub const NEGATIVE_TTL: Range = Range { min: 0.0, max: YEAR, integer: false };
+pub const MAX_ENTRIES: Range = Range { min: 1.0, max: 10_000_000.0, integer: true };
+pub const MAX_REFRESH_AFTER: Range = Range { min: 0.001, max: YEAR, integer: false };
+
+fn fmt_bound(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A number within `range`, or a message naming the option and the range.
+fn opt_number(o: &Map<String, Value>, name: &str, label: &str, range: &Range) -> Result<Option<f64>, String> {
     match o.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(x) if x.is_finite() && (x > min || (!strict && x == min)) => Ok(Some(x)),
+            Some(x)
+                if x.is_finite()
+                    && x >= range.min
+                    && x <= range.max
+                    && (!range.integer || x.fract() == 0.0) =>
+            {
+                Ok(Some(x))
+            }
             _ => Err(format!(
-                "option `{label}` must be a {} number (got {n})",
-                if strict { "positive" } else { "non-negative" }
+                "option `{label}` must be {} from {} to {} (got {n})",
+                if range.integer { "an integer" } else { "a number" },
+                fmt_bound(range.min),
+                fmt_bound(range.max)
             )),
         },
         Some(v) => Err(bad(label, "a number", v)),
@@ -205,6 +234,7 @@ const CACHE_KNOWN: &[&str] = &[
     "staleIfErrorSeconds",
     "negativeTtlSeconds",
     "maxEntries",
+    "maxRefreshAfterSeconds",
 ];
 
 fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
@@ -224,26 +254,24 @@ fn parse_policy(v: Option<&Value>) -> Result<Policy, String> {
             CACHE_KNOWN.join(", ")
         ));
     }
-    let num = |name: &str, strict: bool| opt_number(o, name, &format!("cache.{name}"), 0.0, strict);
-    if let Some(x) = num("refreshAfterSeconds", false)? {
+    let num = |name: &str, range: &Range| opt_number(o, name, &format!("cache.{name}"), range);
+    if let Some(x) = num("refreshAfterSeconds", &REFRESH_AFTER)? {
         p.refresh_after = x;
     }
-    if let Some(x) = num("maxAgeSeconds", true)? {
+    if let Some(x) = num("maxAgeSeconds", &MAX_AGE)? {
         p.max_age = x;
     }
-    if let Some(x) = num("staleIfErrorSeconds", false)? {
+    if let Some(x) = num("staleIfErrorSeconds", &STALE_IF_ERROR)? {
         p.stale_if_error = x;
     }
-    if let Some(x) = num("negativeTtlSeconds", false)? {
+    if let Some(x) = num("negativeTtlSeconds", &NEGATIVE_TTL)? {
         p.negative_ttl = x;
     }
-    if let Some(x) = num("maxEntries", true)? {
-        if x.fract() != 0.0 || x > u32::MAX as f64 {
-            return Err(format!(
-                "option `cache.maxEntries` must be a positive integer (got {x})"
-            ));
-        }
+    if let Some(x) = num("maxEntries", &MAX_ENTRIES)? {
         p.max_entries = x as usize;
+    }
+    if let Some(x) = num("maxRefreshAfterSeconds", &MAX_REFRESH_AFTER)? {
+        p.max_refresh_after = x;
     }
     Ok(p)
 }
@@ -327,7 +355,7 @@ impl Config {
             Some(Value::Object(m)) => Some(
                 m.iter()
                     .map(|(k, v)| match v {
-                        Value::String(s) => Ok((k.clone(), s.clone())),
+                        Value::String(s) => Ok((k.clone(), SecretString::new(s.clone()))),
                         v => Err(format!(
                             "option `secrets.{k}` must be a string (got {})",
                             type_name(v)
@@ -433,7 +461,7 @@ impl Config {
 
         let policy = parse_policy(o.get("cache"))?;
         let timeout_ms =
-            opt_number(o, "timeoutMs", "timeoutMs", 0.0, true)?.unwrap_or(DEFAULT_TIMEOUT_MS);
+            opt_number(o, "timeoutMs", "timeoutMs", &TIMEOUT_MS)?.unwrap_or(DEFAULT_TIMEOUT_MS);
         let watch = opt_bool(o, "watch")?.unwrap_or(true);
 
         // The `auto` rules of api.md, plus one: a `secrets` object means the memory source.
@@ -585,7 +613,7 @@ mod tests {
             (json!({"secrets": []}), "`secrets`"),
             (
                 json!({"timeoutMs": -1}),
-                "`timeoutMs` must be a positive number",
+                "option `timeoutMs` must be a number from 1 to 600000 (got -1)",
             ),
             (json!({"timeoutMs": 0}), "`timeoutMs`"),
             (json!({"cache": {"maxEntries": 1.5}}), "`cache.maxEntries`"),

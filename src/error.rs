@@ -99,10 +99,12 @@ pub struct SecretError {
 }
 
 impl SecretError {
+    /// The message is scrubbed of every credential this process sent and of user info in
+    /// urls (`secret::scrub`): upstream text quoted in it cannot leak one.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         SecretError {
             code,
-            message: message.into(),
+            message: crate::secret::scrub(message.into()),
             status: None,
             transient: false,
         }

@@ -221,22 +221,24 @@ fn origin(url: &Url) -> String {
     }
 }
 
-/// The server's requested wait: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After` seconds.
+/// The server's requested wait: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After`
+/// (seconds or an HTTP-date), capped (see `time::secs`): any number a server sends is safe.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let num = |name: &str| {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let num = |name: &str| text(name)?.parse::<f64>().ok();
     if let Some(ms) = num("retry-after-ms").or_else(|| num("x-ms-retry-after-ms")) {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return crate::time::millis(ms);
     }
-    num("retry-after").map(Duration::from_secs_f64)
+    let value = text("retry-after")?;
+    if let Ok(s) = value.parse::<f64>() {
+        return crate::time::secs(s);
+    }
+    let at = crate::time::parse_http_date(value)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    crate::time::secs((at - now).max(0.0))
 }
 
 fn jitter_fraction() -> f64 {
@@ -408,7 +410,7 @@ impl Http {
                 return last;
             }
             let wait = wait.unwrap_or_else(|| backoff(attempt));
-            if Instant::now() + wait >= deadline {
+            if Instant::now().checked_add(wait).is_none_or(|t| t >= deadline) {
                 // The wait the server asks for does not fit: answer now rather than time out.
                 return last;
             }
@@ -489,12 +491,27 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
         h.insert("retry-after-ms", HeaderValue::from_static("50"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(50)));
-        let mut bad = HeaderMap::new();
-        bad.insert(
+        // An HTTP-date in the past: no wait.
+        let mut past = HeaderMap::new();
+        past.insert(
             "retry-after",
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        assert_eq!(retry_after(&bad), None);
+        assert_eq!(retry_after(&past), Some(Duration::ZERO));
+        // Huge numbers from a hostile server are capped, never a panic.
+        for (name, v) in [
+            ("retry-after", "1e300"),
+            ("retry-after", "1e19"),
+            ("retry-after-ms", "1e300"),
+            ("x-ms-retry-after-ms", "1e19"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(v));
+            assert_eq!(retry_after(&h), Some(crate::time::MAX_WAIT), "{name}: {v}");
+        }
+        let mut junk = HeaderMap::new();
+        junk.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&junk), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod http;
 pub mod identity;
 pub mod secret;
 pub mod source;
+pub mod time;
 
 use cache::{compose_key, Answer, Cache, Event, Mode};
 use config::{Config, SourceKind};
@@ -187,7 +188,7 @@ fn cache_reply(r: cache::Reply) -> NativeReply {
 const LOCAL_EXPIRES_ON: f64 = 1.0;
 
 impl Manager {
-    fn new(config: Config) -> Manager {
+    fn new(mut config: Config) -> Manager {
         let mut local = None;
         let mut memory = None;
         let mut remote = None;
@@ -202,7 +203,7 @@ impl Manager {
                 l
             }
             (None, SourceKind::Memory) => {
-                let m = Arc::new(MemorySource::new(config.secrets.clone()));
+                let m = Arc::new(MemorySource::new(std::mem::take(&mut config.secrets)));
                 memory = Some(m.clone());
                 m
             }
@@ -250,7 +251,7 @@ impl Manager {
                 })
             }
         };
-        let timeout = Duration::from_secs_f64(config.timeout_ms / 1000.0);
+        let timeout = time::millis(config.timeout_ms).unwrap_or(Duration::from_secs(10));
         Manager {
             cache: Arc::new(Cache::new(config.policy.clone())),
             config,
@@ -324,7 +325,7 @@ impl Manager {
             .fetch(&ck, mode, move || {
                 let k = key.clone();
                 Box::pin(async move {
-                    let deadline = tokio::time::Instant::now() + timeout;
+                    let deadline = time::after(timeout);
                     match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await
                     {
                         Ok(r) => r,
@@ -471,7 +472,7 @@ impl NativeManager {
     pub fn check_token<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeTokenCheck>> {
         let inner = self.inner.clone();
         env.spawn_future(async move {
-            let deadline = tokio::time::Instant::now() + inner.timeout;
+            let deadline = time::after(inner.timeout);
             let Some(probe) = inner.source.clone().probe(deadline) else {
                 return Ok(NativeTokenCheck {
                     ok: false,
@@ -555,7 +556,7 @@ impl NativeManager {
             }
         }
         if let Some(ms) = control.delay_ms {
-            m.set_delay((ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0)));
+            m.set_delay(time::millis(ms).filter(|d| !d.is_zero()));
         }
         Ok(m.reads() as f64)
     }

@@ -1,6 +1,9 @@
 //! The secret value type: wiped when dropped, never shown by `Debug`.
 
+use once_cell::sync::Lazy;
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Mutex;
 use zeroize::Zeroize;
 
 /// A secret string. Its bytes are overwritten when it is dropped, and neither `Debug` nor
@@ -45,6 +48,88 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// Credentials this process has sent or will send (bearer tokens, identity headers, client
+/// secrets, client assertions), so that an upstream that echoes one back in its error text
+/// cannot put it into a message: every `SecretError` message is scrubbed against them
+/// (`error.rs`). Bounded: the most recent `MAX_SENT`; those dropped are wiped.
+static SENT: Lazy<Mutex<VecDeque<SecretString>>> = Lazy::new(|| Mutex::new(VecDeque::new()));
+const MAX_SENT: usize = 64;
+/// Shorter strings are not credentials, and scrubbing them would mangle ordinary words.
+const MIN_CREDENTIAL_LEN: usize = 8;
+const REDACTED: &str = "[redacted]";
+
+pub fn remember_sent(credential: &str) {
+    if credential.len() < MIN_CREDENTIAL_LEN {
+        return;
+    }
+    let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
+    if sent.iter().any(|c| c.expose() == credential) {
+        return;
+    }
+    if sent.len() >= MAX_SENT {
+        sent.pop_front();
+    }
+    sent.push_back(SecretString::new(credential.to_owned()));
+}
+
+/// The forms a credential may be echoed in: as is, form/percent-encoded, JSON-escaped.
+fn forms(credential: &str) -> Vec<String> {
+    let mut out = vec![credential.to_owned()];
+    let encoded: String = url::form_urlencoded::byte_serialize(credential.as_bytes()).collect();
+    let percent = encoded.replace('+', "%20");
+    for f in [encoded, percent] {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    if let Ok(json) = serde_json::to_string(credential) {
+        let inner = json.trim_matches('"').to_owned();
+        // Some serializers also escape '/' (as .NET's and PHP's may).
+        let slashed = inner.replace('/', "\\/");
+        for f in [inner, slashed] {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// `scheme://user:password@host` loses its user info, wherever it is in `text`.
+fn strip_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '\'' || c == '"' || c == '>')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => rest = &tail[at + 1..],
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` without any credential this process sent and without user info in urls.
+pub fn scrub(text: String) -> String {
+    let mut text = if text.contains("://") { strip_userinfo(&text) } else { text };
+    let sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
+    for c in sent.iter() {
+        for form in forms(c.expose()) {
+            if text.contains(&form) {
+                let mut replaced = text.replace(&form, REDACTED);
+                std::mem::swap(&mut text, &mut replaced);
+                replaced.zeroize();
+            }
+        }
+    }
+    text
+}
+
 /// What a source hands back for one key.
 #[derive(Debug)]
 pub struct Secret {
@@ -82,6 +167,29 @@ mod tests {
         let shown = format!("{s:?} {:?} {:#?}", s.value, s);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("id-1"));
+    }
+
+    #[test]
+    fn sent_credentials_are_scrubbed_in_every_form() {
+        remember_sent("tok/en+with=odd&chars-0123");
+        remember_sent("short");
+        let echoed = format!(
+            "401: bad token tok/en+with=odd&chars-0123, form {}, json {}",
+            "tok%2Fen%2Bwith%3Dodd%26chars-0123",
+            "tok\\/en+with=odd&chars-0123"
+        );
+        let clean = scrub(echoed);
+        assert!(!clean.contains("chars-0123"), "{clean}");
+        assert_eq!(scrub("a short word".into()), "a short word");
+    }
+
+    #[test]
+    fn urls_lose_their_user_info() {
+        assert_eq!(
+            scrub("at https://user:pa55@login.example.com/x and http://u@h:1, 'ftp://a:b@c'".into()),
+            "at https://login.example.com/x and http://h:1, 'ftp://c'"
+        );
+        assert_eq!(scrub("no url: a@b".into()), "no url: a@b");
     }
 
     #[test]

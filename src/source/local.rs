@@ -129,9 +129,32 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Fault> {
     }
 }
 
+/// Opens without blocking: the path was a regular file when looked at, but may have been
+/// swapped for a FIFO since, whose open would wait for a writer.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        const O_NONBLOCK: i32 = 0o4000;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        const O_NONBLOCK: i32 = 0x0004;
+        options.custom_flags(O_NONBLOCK);
+    }
+    options.open(path)
+}
+
 fn read_capped(path: &Path) -> Result<Vec<u8>, Fault> {
     let mut buf = Vec::new();
-    let file = File::open(path).map_err(|e| invalid(format!("cannot be read ({})", e.kind())))?;
+    let file =
+        open_nonblocking(path).map_err(|e| invalid(format!("cannot be read ({})", e.kind())))?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(invalid("is not a regular file (a FIFO, socket or device)")),
+        Err(e) => return Err(invalid(format!("cannot be read ({})", e.kind()))),
+    }
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| invalid(format!("cannot be read ({})", e.kind())))?;
@@ -162,6 +185,14 @@ impl LocalSource {
                 Ok(m) if m.is_dir() => {
                     return Err(invalid(format!(
                         "{} is a directory, not a file",
+                        p.display()
+                    )))
+                }
+                // A FIFO, socket or device would block the reading thread (the JS thread,
+                // for this source) or never end: refused before it is opened.
+                Ok(m) if !m.is_file() => {
+                    return Err(invalid(format!(
+                        "{} is not a regular file (a FIFO, socket or device)",
                         p.display()
                     )))
                 }

@@ -24,11 +24,8 @@ pub struct MemorySource {
 }
 
 impl MemorySource {
-    pub fn new(secrets: Vec<(String, String)>) -> Self {
-        let values = secrets
-            .into_iter()
-            .map(|(k, v)| (k, SecretString::new(v)))
-            .collect();
+    pub fn new(secrets: Vec<(String, SecretString)>) -> Self {
+        let values = secrets.into_iter().collect();
         MemorySource {
             state: RwLock::new(State {
                 values,
@@ -126,7 +123,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_values_and_faults() {
-        let m = Arc::new(MemorySource::new(vec![("a".into(), "1".into())]));
+        let m = Arc::new(MemorySource::new(vec![("a".into(), SecretString::new("1".into()))]));
         assert_eq!(
             m.clone()
                 .fetch("a".into(), String::new(), far())
