@@ -6,9 +6,16 @@
 // - The hit path. Any call into the addon costs more than a JS Map lookup plus a promise, so
 //   this layer keeps a mirror of the cache's answers, each valid until the `freshUntilMs` the
 //   cache gave with it (before refresh-ahead is due and before expiry). The Rust cache stays
-//   the only owner of entries and policy: every removal it makes either starts here
-//   (invalidate, close) or comes back in a reply (evictions, 401/403/404 drops), and hits
-//   answered here are reported back (`touched`) before anything can be evicted.
+//   the only owner of entries and policy. The protocol between the two, correct by
+//   construction:
+//   * every entry has a stamp; the mirror keeps an answer only if, at the moment it is put
+//     in (a sync call on this thread), the cache says that stamp is still the key's entry;
+//   * every removal or replacement in the cache moves a change counter, which this layer
+//     reads from shared memory (a Float64Array over the cache's own) before every hit; when
+//     it moved, a sync call lists what was removed, and the mirror drops it before answering.
+//   So the mirror never answers an entry the cache dropped, and holds a subset of the
+//   cache's entries (never more than maxEntries). Hits answered here are reported back
+//   (`touched`) so the cache's LRU order stays true.
 // - Events: onEvent and diagnostics_channel are JS.
 //
 // Bundled as is by the Commerce SDK's webpack 4 (no loader for node_modules), so this file
@@ -21,13 +28,14 @@ const binding = require('./binding.js')
 
 const { SecretError, SecretValue, typeName, failure, argumentFailure } = shared
 const channel = diagnostics.channel('commerce-secret-manager')
-const TEST_CONTROL = Symbol.for('commerce-secret-manager.testControl')
 const INTERNALS = Symbol.for('commerce-secret-manager.internals')
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 // Marks the default instance: built from the environment on first use.
 const FROM_ENVIRONMENT = Symbol('from environment')
 // Url and key in a composite cache key of the addon (keys cannot contain control characters).
 const SEP = '\0'
+// The change counter of a manager not built yet (the default instance before first use).
+const NO_COUNTER = new Float64Array(1)
 
 function splitCacheKey(cacheKey) {
   const i = cacheKey.lastIndexOf(SEP)
@@ -92,8 +100,12 @@ class SecretManager {
     this._touched = [] // cache keys answered from the mirror since the last fetch
     this._epoch = 0
     this._hits = 0
-    // Bumped by invalidate and close: a reply to a request made before then fills no slot.
-    this._generation = 0
+    // The cache's change counter (shared memory) and the last change this mirror synced to.
+    this._counter = NO_COUNTER
+    this._seen = 0
+    // False where the runtime copies external buffers (the counter would not move): then no
+    // mirror, every call asks the addon.
+    this._mirror = false
     this._closed = false
     // The default instance: why it could not be built, once it was tried.
     this._unavailable = undefined
@@ -124,6 +136,10 @@ class SecretManager {
     this._source = native.source
     this._keyedByUrl = native.keyedByUrl
     this._onEvent = onEvent
+    this._counter = native.changeCounter()
+    const probed = native.probeCounter()
+    this._mirror = this._counter[0] === probed
+    this._seen = probed
   }
 
   // The default instance builds itself from the environment on first use. False (and the
@@ -150,6 +166,7 @@ class SecretManager {
   }
 
   getSecretValue(secretKey, baseRetailServerUrl) {
+    if (this._counter[0] !== this._seen) this._sync(undefined, 0)
     let slot
     if (this._keyedByUrl) {
       let map = this._lastMap
@@ -208,23 +225,16 @@ class SecretManager {
       throw new TypeError(`invalidate takes a secret key string or nothing (got ${typeName(secretKey)})`)
     }
     if (this._native === undefined) return
-    this._generation++
-    if (secretKey === undefined || secretKey === null) {
-      this._native.invalidate(null)
-      this._hot.clear()
-      this._lastUrl = undefined
-      this._lastMap = undefined
-      return
-    }
-    this._native.invalidate(secretKey)
-    if (!this._keyedByUrl) this._hot.delete(secretKey)
-    else this._hot.forEach((map) => map.delete(secretKey))
+    // The cache logs what it removes; the sync right after drops it from the mirror.
+    this._native.invalidate(secretKey === undefined || secretKey === null ? null : secretKey)
+    this._sync(undefined, 0)
   }
 
   stats() {
     if (this._native === undefined) {
       return { entries: 0, hits: 0, misses: 0, staleServed: 0, upstreamRequests: 0, upstreamErrors: 0, inFlight: 0 }
     }
+    if (this._counter[0] !== this._seen) this._sync(undefined, 0)
     const s = this._native.stats()
     return {
       entries: s.entries,
@@ -238,7 +248,6 @@ class SecretManager {
   }
 
   close() {
-    this._generation++
     this._closed = true
     if (this._native !== undefined) this._native.close()
     this._hot.clear()
@@ -285,7 +294,7 @@ class SecretManager {
       } catch (e) {
         return Promise.resolve(this._internal(e, secretKey))
       }
-      if (now !== null) return Promise.resolve(this._settle(now, secretKey, url, 'get', this._generation))
+      if (now !== null) return Promise.resolve(this._settle(now, secretKey, url, 'get'))
     }
     return this._fetch(secretKey, url, refresh, refresh ? 'refresh' : 'get')
   }
@@ -296,7 +305,6 @@ class SecretManager {
       this._touched = []
       this._epoch++
     }
-    const generation = this._generation
     let pending
     try {
       pending = this._native.fetch(secretKey, url, refresh, touched)
@@ -304,22 +312,37 @@ class SecretManager {
       return Promise.resolve(this._internal(e, secretKey))
     }
     return pending.then(
-      (reply) => this._settle(reply, secretKey, url, why, generation),
+      (reply) => this._settle(reply, secretKey, url, why),
       (e) => this._internal(e, secretKey),
     )
   }
 
-  // Apply a reply to the mirror, emit its events, start a refresh it asks for, and make
-  // the caller's ISecretValue.
-  _settle(reply, secretKey, url, why, generation) {
-    if (reply.evicted !== undefined) {
-      for (const k of reply.evicted) {
+  // Follow the cache's change log: drop what it removed (all, when the log overflowed), emit
+  // what background refreshes found, and say whether the entry of `cacheKey` with `stamp` is
+  // still current. Runs on this thread, so what the mirror holds after it is in the cache.
+  _sync(cacheKey, stamp) {
+    const s = this._native.sync(this._seen, cacheKey === undefined ? null : cacheKey, stamp)
+    this._seen = s.changes
+    if (s.removed === undefined || s.removed === null) {
+      this._hot.clear()
+      this._lastUrl = undefined
+      this._lastMap = undefined
+    } else {
+      for (const k of s.removed) {
         const parts = splitCacheKey(k)
         this._mirrorDelete(parts.url, parts.key)
-        this._emit('evict', parts.key)
       }
     }
-    if (reply.freshUntilMs > Date.now() && generation === this._generation && !this._closed) {
+    for (const k of s.evicted) this._emit('evict', splitCacheKey(k).key)
+    for (const e of s.events) this._emit(e.code ? 'error' : 'refresh', e.key, e.durationMs, e.code)
+    return s.current
+  }
+
+  // Apply a reply to the mirror, emit its events, and make the caller's ISecretValue.
+  _settle(reply, secretKey, url, why) {
+    const cacheKey = this._keyedByUrl ? url + SEP + secretKey : secretKey
+    const current = this._closed ? false : this._sync(cacheKey, reply.stamp)
+    if (current && this._mirror && reply.freshUntilMs > Date.now()) {
       this._mirrorGet(url, secretKey).set(secretKey, new Slot(reply))
     } else {
       this._mirrorDelete(url, secretKey)
@@ -327,9 +350,6 @@ class SecretManager {
     if (this._onEvent !== undefined || channel.hasSubscribers) {
       const type = reply.code !== undefined ? 'error' : why === 'get' ? reply.event : 'refresh'
       this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode)
-    }
-    if (reply.refresh) {
-      this._fetch(secretKey, url, true, 'background')
     }
     return reply.code !== undefined
       ? failure(reply.code, reply.message, secretKey, reply.status, reply.expiresOn)
@@ -365,21 +385,18 @@ class SecretManager {
     return `SecretManager { source: '${this._source}' }`
   }
 
-  // For the CLI (doctor, validate): the resolved configuration and the local file's keys.
+  // For the CLI (doctor, validate) and the project's tests: the resolved configuration, the
+  // local file's keys, the addon object. Not part of the public API.
   [INTERNALS]() {
     this._ready()
     const native = this._native
     return {
+      native,
       describe: () => native.describe(),
       localKeys: () => native.localKeys(),
       checkToken: () => native.checkToken(),
       tokenRequests: () => native.tokenRequests(),
     }
-  }
-
-  // Test hooks of the memory source; not part of the public API.
-  [TEST_CONTROL](control) {
-    return this._native.testControl(control)
   }
 }
 

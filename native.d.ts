@@ -9,20 +9,40 @@ export declare class NativeManager {
   constructor(options: any, env: Record<string, string>, cwd: string)
   get source(): string
   /**
+   * The cache's change counter as a one-element Float64Array over the cache's own memory:
+   * the JS mirror reads it before every hit and syncs when it moved (see `sync`). Once per
+   * manager.
+   */
+  changeCounter(): Float64Array
+  /**
+   * Moves the change counter and returns it: the JS layer checks that its Float64Array sees
+   * it (a runtime that copies external buffers would not), else it keeps no mirror.
+   */
+  probeCounter(): number
+  /**
+   * Bring the JS mirror up to date (see `Cache::sync`): keys removed or replaced since change
+   * `seen`, whether `cacheKey`'s entry with `stamp` is still current, background events.
+   */
+  sync(seen: number, cacheKey: string | undefined | null, stamp: number): NativeSync
+  /**
    * The synchronous path: an answer now (a cache hit, an in-process source, a bad
-   * argument, closed), or null when the caller must `fetch`.
+   * argument, closed), or null when the caller must `fetch`. A hit that finds
+   * refresh-ahead due has started it in the background.
    */
   lookup(key: string, url: string): NativeReply | null
-  /** Whether the url is part of the cache key (see `cacheKey`). */
+  /** Whether the url is part of the cache key (`url NUL key`). */
   get keyedByUrl(): boolean
   /**
-   * Go upstream through the single flight (`refresh`: even when cached). `touched`: cache
-   * keys the JS mirror answered since the last call, to keep the LRU order true.
+   * Go upstream through the single flight (`refresh`: a new flight even when cached).
+   * `touched`: cache keys the JS mirror answered since the last call, for the LRU order.
    */
   fetch(key: string, url: string, refresh: boolean, touched: Array<string>): Promise<NativeReply>
   invalidate(key?: string | undefined | null): void
   stats(): NativeStats
-  /** Wipes cached values; every later call answers CLOSED. */
+  /**
+   * Wipes cached values and cancels every request in flight (their callers answer CLOSED
+   * at once); every later call answers CLOSED.
+   */
   close(): void
   describe(): NativeDescription
   /** Whether a token for the remote source can be had now (for `doctor`); never the token. */
@@ -31,8 +51,6 @@ export declare class NativeManager {
   tokenRequests(): number
   /** Every key of the local secrets file (for `validate`); names only. */
   localKeys(): NativeKeys
-  /** Test hooks of the memory source; returns how many reads reached it. */
-  testControl(control: TestControl): number
 }
 
 /** What `doctor` shows: the resolved configuration, with no secret in it. */
@@ -55,6 +73,13 @@ export interface NativeDescription {
   cacheEnabled: boolean
 }
 
+export interface NativeEvent {
+  /** The secret key (not the cache key). */
+  key: string
+  code?: string
+  durationMs: number
+}
+
 export interface NativeKeys {
   keys: Array<string>
   code?: string
@@ -74,13 +99,11 @@ export interface NativeReply {
   event: string
   /** On a stale answer: the error that made it stale. */
   staleCode?: string
-  /** The caller should start a background refresh of this key. */
-  refresh: boolean
   /** Until when (unix milliseconds) this answer may be reused without asking again; 0: never. */
   freshUntilMs: number
+  /** The stamp of the cache entry behind this answer (0: none); see `sync`. */
+  stamp: number
   durationMs?: number
-  /** Cache keys evicted for size since the last reply that carried evictions. */
-  evicted?: Array<string>
 }
 
 export interface NativeStats {
@@ -91,6 +114,20 @@ export interface NativeStats {
   upstreamRequests: number
   upstreamErrors: number
   inFlight: number
+}
+
+/** What the JS mirror needs to follow the cache (see `Cache::sync`). */
+export interface NativeSync {
+  /** The change number now seen. */
+  changes: number
+  /** Cache keys removed or replaced since; absent: forget everything. */
+  removed?: Array<string>
+  /** Those of them evicted for size. */
+  evicted: Array<string>
+  /** Whether the entry asked about is still the cache's. */
+  current: boolean
+  /** What background refreshes found since the last sync. */
+  events: Array<NativeEvent>
 }
 
 /** Whether a token can be had (for `doctor`); never the token. */
@@ -105,6 +142,13 @@ export interface NativeTokenCheck {
  * what a cache hit would cost if it went through the runtime.
  */
 export declare function noopAsync(): Promise<number>
+
+/**
+ * Test hooks of the memory source (not part of the public API, and not a method of the
+ * production class): set or remove values, inject faults and delays. Returns how many reads
+ * reached the store.
+ */
+export declare function testControl(manager: NativeManager, control: TestControl): number
 
 /** Test hooks of the memory source (not part of the public API). */
 export interface TestControl {

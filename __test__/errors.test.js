@@ -2,7 +2,7 @@
 // Errors are real Errors made in the caller's realm, with a code, and never carry a value.
 const util = require('node:util')
 const { SecretManager, SecretError } = require('..')
-const { URL, TEST_CONTROL } = require('./helpers')
+const { URL, control } = require('./helpers')
 
 test('errors are instances of Error and SecretError in this realm, with code, secretKey and status', async () => {
   const m = new SecretManager({ source: 'memory', secrets: {} })
@@ -26,7 +26,7 @@ test('a value appears in no error, inspect or JSON of an error; inspecting a res
   expect(util.inspect(ok)).toContain('[redacted]')
   expect(JSON.parse(JSON.stringify(ok))).toEqual({ value: 'SENTINEL-VALUE', expiresOn: ok.expiresOn })
   expect(util.inspect(m)).not.toContain('SENTINEL')
-  m[TEST_CONTROL]({ key: 'k', fault: 'BAD_RESPONSE' })
+  control(m, { key: 'k', fault: 'BAD_RESPONSE' })
   m.invalidate('k')
   const bad = await m.getSecretValue('k', URL)
   expect(bad.error.code).toBe('BAD_RESPONSE')

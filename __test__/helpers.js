@@ -3,7 +3,11 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
-const TEST_CONTROL = Symbol.for('commerce-secret-manager.testControl')
+const INTERNALS = Symbol.for('commerce-secret-manager.internals')
+// Test hooks of the memory source: a function of the addon, not a method of the class.
+function control(manager, c = {}) {
+  return require('../binding.js').load().testControl(manager[INTERNALS]().native, c)
+}
 const URL = 'https://scu1234ret.commerce.dynamics.com/'
 
 // A fresh temporary directory, removed by cleanup().
@@ -84,4 +88,4 @@ function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-module.exports = { TEST_CONTROL, URL, tempDir, inDir, until, sleep, isolateEnv, runCli }
+module.exports = { control, INTERNALS, URL, tempDir, inDir, until, sleep, isolateEnv, runCli }

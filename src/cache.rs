@@ -16,7 +16,7 @@ use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};
 use lru::LruCache;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,9 +81,11 @@ pub enum Mode {
     /// An ordinary read after a miss: answer from the cache if someone filled it meanwhile,
     /// and fall back to a stale value when the store is briefly down.
     Get,
-    /// Go upstream now (refresh-ahead, or an explicit `refresh`): no cache answer, no stale
-    /// fallback: the caller wants to know what the store says.
+    /// An explicit `refresh`: a new flight now (never one begun before), no cache answer, no
+    /// stale fallback: the caller wants to know what the store says.
     Refresh,
+    /// Refresh-ahead, started by the cache itself: joins the key's flight if there is one.
+    Background,
 }
 
 /// What the caller saw, for its event.
@@ -116,26 +118,35 @@ pub struct Reply {
     /// Until when (unix seconds) this same answer may be given again without asking the
     /// cache: before refresh-ahead is due and before expiry. 0 when it must not be reused.
     pub fresh_until: f64,
+    /// The stamp of the cache entry this answer came from (0: none): the mirror may keep it
+    /// only while that entry is current (`Cache::sync`).
+    pub stamp: u64,
+    /// The `expiresOn` of an error answer (the local source keeps the platform's 1).
+    pub error_expires_on: f64,
 }
 
 impl Reply {
-    fn value(secret: Arc<Secret>, expires_at: f64, event: Event) -> Self {
+    pub fn value(secret: Arc<Secret>, expires_at: f64, event: Event) -> Self {
         Reply {
             answer: Answer::Value { secret, expires_at },
             event,
             code: None,
             refresh: false,
             fresh_until: 0.0,
+            stamp: 0,
+            error_expires_on: 0.0,
         }
     }
 
-    fn error(err: SecretError) -> Self {
+    pub fn error(err: SecretError) -> Self {
         Reply {
             answer: Answer::Error(err),
             event: Event::Error,
             code: None,
             refresh: false,
             fresh_until: 0.0,
+            stamp: 0,
+            error_expires_on: 0.0,
         }
     }
 }
@@ -199,20 +210,78 @@ struct Entry {
     failing: Option<ErrorCode>,
     /// No background attempt before this.
     retry_at: f64,
+    /// Which put made this entry (the low 32 bits of its flight id, so the entry stays 56
+    /// bytes): the mirror keeps answers of this stamp only. A stamp is compared only while a
+    /// reply is on its way (at most the call's deadline), far shorter than 2^32 flights.
+    stamp: u32,
 }
 
 /// What a flight publishes to its waiters: the value (shared while in transit), its hard
-/// expiry and how long the answer may be reused (0: it was not stored).
-type Outcome = Option<Result<(Arc<Secret>, f64, f64), SecretError>>;
+/// expiry, how long the answer may be reused (0: it was not stored), and the stamp of the
+/// entry it stored (0: none).
+type Outcome = Option<Result<(Arc<Secret>, f64, f64, u64), SecretError>>;
+
+/// One upstream fetch under way for a key. Only the flight registered in `Inner::flights`
+/// may write its result into the cache: `invalidate`, an explicit `refresh` and `close`
+/// replace or remove it, so a fetch that began before them never writes back (per key: other
+/// keys' flights are untouched).
+struct Flight {
+    id: u64,
+    rx: watch::Receiver<Outcome>,
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+/// What happened in the background (a refresh-ahead), for the JS layer's events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackgroundEvent {
+    pub key: Box<str>,
+    pub code: Option<ErrorCode>,
+    pub duration_ms: f64,
+}
+
+/// The change log the JS mirror follows (see `Cache::sync`).
+#[derive(Debug, Default, PartialEq)]
+pub struct MirrorSync {
+    /// The change number the mirror has now seen.
+    pub changes: u64,
+    /// Cache keys removed or replaced since the mirror's last sync; `None`: too many to list,
+    /// the mirror must forget everything.
+    pub removed: Option<Vec<Box<str>>>,
+    /// Those of them evicted for size (for `evict` events).
+    pub evicted: Vec<Box<str>>,
+    /// Whether the entry with the stamp asked about is still the cache's entry for its key.
+    pub current: bool,
+    pub events: Vec<BackgroundEvent>,
+}
+
+/// The longest change log kept for the mirror; past it the mirror is told to start over.
+const LOG_CAP: usize = 4096;
+const EVENTS_CAP: usize = 1024;
 
 struct Inner {
     entries: LruCache<Box<str>, Entry>,
-    flights: HashMap<Box<str>, watch::Receiver<Outcome>>,
-    evicted: Vec<Box<str>>,
+    flights: HashMap<Box<str>, Flight>,
+    /// Ids of flights and stamps of entries: one counter, never reused.
+    next_id: u64,
+    /// Every removal or replacement of an entry, numbered: (change number, cache key,
+    /// evicted for size).
+    log: VecDeque<(u64, Box<str>, bool)>,
+    /// Change numbers at or below this are no longer in `log`.
+    log_floor: u64,
+    changes: u64,
+    events: Vec<BackgroundEvent>,
     stats: Stats,
-    /// Bumped by every invalidation, so a fetch that began before it does not write back.
-    generation: u64,
     closed: bool,
+}
+
+/// The change counter, shared with the JS mirror as one f64 it reads on every hit (exposed
+/// by the napi layer as a Float64Array over this memory). Written only under the cache lock.
+pub struct ChangeCell(pub AtomicU64);
+
+impl ChangeCell {
+    pub fn get(&self) -> u64 {
+        f64::from_bits(self.0.load(Ordering::Acquire)) as u64
+    }
 }
 
 pub struct Cache {
@@ -220,6 +289,7 @@ pub struct Cache {
     clock: Arc<dyn Clock>,
     jitter: Box<dyn Fn() -> f64 + Send + Sync>,
     inner: Mutex<Inner>,
+    cell: Arc<ChangeCell>,
 }
 
 /// A factor in [0.9, 1.1): cheap, unpredictable enough to spread fleets apart.
@@ -240,6 +310,39 @@ fn default_jitter() -> f64 {
     0.9 + 0.2 * ((x >> 11) as f64 / (1u64 << 53) as f64)
 }
 
+impl Inner {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Note a change for the mirror: an entry of `key` removed or replaced (or, with `None`,
+    /// only something to sync, such as a background event).
+    fn changed(&mut self, key: Option<&str>, cell: &ChangeCell) {
+        self.logged(key, false, cell)
+    }
+
+    fn logged(&mut self, key: Option<&str>, evicted: bool, cell: &ChangeCell) {
+        self.changes += 1;
+        if let Some(k) = key {
+            self.log.push_back((self.changes, k.into(), evicted));
+            while self.log.len() > LOG_CAP {
+                if let Some((n, _, _)) = self.log.pop_front() {
+                    self.log_floor = n;
+                }
+            }
+        }
+        cell.0
+            .store((self.changes as f64).to_bits(), Ordering::Release);
+    }
+
+    fn remove(&mut self, key: &str, cell: &ChangeCell) {
+        if self.entries.pop(key).is_some() {
+            self.changed(Some(key), cell);
+        }
+    }
+}
+
 impl Cache {
     pub fn new(policy: Policy) -> Self {
         Cache::with_clock(policy, Arc::new(SystemClock), Box::new(default_jitter))
@@ -257,16 +360,25 @@ impl Cache {
             inner: Mutex::new(Inner {
                 entries: LruCache::unbounded(),
                 flights: HashMap::new(),
-                evicted: Vec::new(),
+                next_id: 0,
+                log: VecDeque::new(),
+                log_floor: 0,
+                changes: 0,
+                events: Vec::new(),
                 stats: Stats::default(),
-                generation: 0,
                 closed: false,
             }),
+            cell: Arc::new(ChangeCell(AtomicU64::new(0f64.to_bits()))),
         }
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The change counter the JS mirror reads (see `ChangeCell`).
+    pub fn change_cell(&self) -> Arc<ChangeCell> {
+        self.cell.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -303,16 +415,19 @@ impl Cache {
         }
         let in_flight = g.flights.contains_key(key);
         let entry = g.entries.get_mut(key)?;
+        let stamp = u64::from(entry.stamp);
         let reply = match &entry.value {
             Cached::Missing(err) if now < entry.expires_at => Some(Reply {
                 event: Event::Hit,
                 fresh_until: entry.expires_at,
+                stamp,
                 ..Reply::error((**err).clone())
             }),
             Cached::Missing(_) => None,
             Cached::Good { .. } if now >= entry.expires_at + self.policy.stale_if_error => None,
             Cached::Good { value, id } if now < entry.expires_at => {
                 let mut reply = Reply::value(copy_of(value, id), entry.expires_at, Event::Hit);
+                reply.stamp = stamp;
                 if now >= entry.refresh_at && now >= entry.retry_at && !in_flight {
                     entry.retry_at = now + self.policy.retry_backoff();
                     reply.refresh = true;
@@ -348,21 +463,26 @@ impl Cache {
                 None => false,
             };
             if dead {
-                g.entries.pop(key);
+                g.remove(key, &self.cell);
             }
         }
         reply
     }
 
     /// Go upstream through the single flight for `key`. `start` makes the fetch and is called
-    /// only when no flight for the key is under way. Must run inside a tokio runtime.
+    /// only when a new flight is started. Must run inside a tokio runtime.
+    /// - `Get` answers from the cache when it can, else joins the key's flight or starts one;
+    ///   on a transient failure it falls back to the last good value.
+    /// - `Refresh` (an explicit refresh) always starts a new flight: one begun before it may
+    ///   carry the value from before a rotation. The older flight can no longer write back.
+    /// - `Background` (refresh-ahead) joins the key's flight or starts one.
     pub async fn fetch(
         self: &Arc<Self>,
         key: &str,
         mode: Mode,
         start: impl FnOnce() -> FetchFuture,
     ) -> Reply {
-        let mut rx = {
+        let (mut rx, flight_id) = {
             let now = self.clock.now();
             let mut g = self.lock();
             if g.closed {
@@ -376,23 +496,38 @@ impl Cache {
                 g.stats.misses += 1;
             }
             match g.flights.get(key) {
-                Some(rx) => rx.clone(),
-                None => {
+                Some(f) if mode != Mode::Refresh => (f.rx.clone(), f.id),
+                _ => {
                     let (tx, rx) = watch::channel(None);
-                    g.flights.insert(key.into(), rx.clone());
+                    let id = g.next_id();
                     g.stats.upstream_requests += 1;
-                    let generation = g.generation;
+                    // Replacing a flight detaches it: its waiters still get its answer, but
+                    // it no longer writes into the cache.
+                    g.flights.insert(
+                        key.into(),
+                        Flight {
+                            id,
+                            rx: rx.clone(),
+                            abort: None,
+                        },
+                    );
                     drop(g);
                     let fut = start();
                     let this = Arc::clone(self);
                     let owned: Box<str> = key.into();
-                    tokio::spawn(async move {
+                    let task = tokio::spawn(async move {
                         let result = fut.await;
-                        let outcome = this.complete(&owned, result, generation);
+                        let outcome = this.complete(&owned, result, id);
                         // Nobody left to tell is fine: the cache was updated all the same.
                         let _ = tx.send(Some(outcome));
                     });
-                    rx
+                    let mut g = self.lock();
+                    if g.closed {
+                        task.abort();
+                    } else if let Some(f) = g.flights.get_mut(key).filter(|f| f.id == id) {
+                        f.abort = Some(task.abort_handle());
+                    }
+                    (rx, id)
                 }
             }
         };
@@ -403,10 +538,13 @@ impl Cache {
         let outcome = match outcome {
             Some(o) => o,
             None => {
-                // The task ended without an answer (it can only have panicked): clear its flight.
+                // The task ended without an answer: aborted by `close`, or it panicked.
                 let mut g = self.lock();
-                if g.flights.get(key).is_some_and(|f| f.same_channel(&rx)) {
+                if g.flights.get(key).is_some_and(|f| f.id == flight_id) {
                     g.flights.remove(key);
+                }
+                if g.closed {
+                    return Reply::error(Cache::closed_error(secret_key_of(key)));
                 }
                 Err(SecretError::new(
                     ErrorCode::Unavailable,
@@ -422,17 +560,18 @@ impl Cache {
             return Reply::error(Cache::closed_error(secret_key_of(key)));
         }
         match outcome {
-            Ok((secret, expires_at, fresh_until)) => {
+            Ok((secret, expires_at, fresh_until, stamp)) => {
                 let mut reply = Reply::value(
                     secret,
                     expires_at,
-                    if mode == Mode::Refresh {
-                        Event::Refresh
-                    } else {
+                    if mode == Mode::Get {
                         Event::Miss
+                    } else {
+                        Event::Refresh
                     },
                 );
                 reply.fresh_until = fresh_until;
+                reply.stamp = stamp;
                 reply
             }
             Err(err) => {
@@ -453,16 +592,18 @@ impl Cache {
                         }
                     }
                 }
-                let fresh_until = match g.entries.peek(key) {
+                let (fresh_until, stamp) = match g.entries.peek(key) {
                     Some(Entry {
                         value: Cached::Missing(e),
                         expires_at,
+                        stamp,
                         ..
-                    }) if e.code == err.code => *expires_at,
-                    _ => 0.0,
+                    }) if e.code == err.code => (*expires_at, u64::from(*stamp)),
+                    _ => (0.0, 0),
                 };
                 Reply {
                     fresh_until,
+                    stamp,
                     ..Reply::error(err)
                 }
             }
@@ -481,17 +622,21 @@ impl Cache {
         }
     }
 
-    /// Record what the store said. Runs once per flight, before its waiters wake.
+    /// Record what the store said. Runs once per flight, before its waiters wake. Writes into
+    /// the cache only while this flight is the key's registered one.
     fn complete(
         &self,
         key: &str,
         result: Result<Secret, SecretError>,
-        generation: u64,
-    ) -> Result<(Arc<Secret>, f64, f64), SecretError> {
+        flight_id: u64,
+    ) -> Result<(Arc<Secret>, f64, f64, u64), SecretError> {
         let now = self.clock.now();
         let mut g = self.lock();
-        g.flights.remove(key);
-        let store = self.policy.enabled && !g.closed && g.generation == generation;
+        let current = g.flights.get(key).is_some_and(|f| f.id == flight_id);
+        if current {
+            g.flights.remove(key);
+        }
+        let store = self.policy.enabled && !g.closed && current;
         match result {
             Ok(secret) => {
                 let mut expires_at = now + self.policy.max_age;
@@ -499,10 +644,12 @@ impl Cache {
                     expires_at = expires_at.min(exp);
                 }
                 let mut fresh_until = 0.0;
+                let mut stamp = 0;
                 if store && expires_at > now {
                     let refresh_at = now + self.policy.refresh_after * (self.jitter)();
                     fresh_until = refresh_at.min(expires_at);
-                    g.entries.put(
+                    stamp = flight_id as u32;
+                    let replaced = g.entries.put(
                         key.into(),
                         Entry {
                             value: Cached::Good {
@@ -513,16 +660,22 @@ impl Cache {
                             expires_at,
                             failing: None,
                             retry_at: 0.0,
+                            stamp,
                         },
                     );
+                    if replaced.is_some() {
+                        g.changed(Some(key), &self.cell);
+                    }
                     self.evict_over_capacity(&mut g);
+                } else if store {
+                    g.remove(key, &self.cell);
                 }
-                Ok((Arc::new(secret), expires_at, fresh_until))
+                Ok((Arc::new(secret), expires_at, fresh_until, u64::from(stamp)))
             }
             Err(err) => {
                 g.stats.upstream_errors += 1;
-                if err.code.drops_entry() {
-                    g.entries.pop(key);
+                if err.code.drops_entry() && current {
+                    g.remove(key, &self.cell);
                     if store && err.code == ErrorCode::NotFound && self.policy.negative_ttl > 0.0 {
                         let expires_at = now + self.policy.negative_ttl;
                         g.entries.put(
@@ -533,11 +686,12 @@ impl Cache {
                                 expires_at,
                                 failing: None,
                                 retry_at: 0.0,
+                                stamp: flight_id as u32,
                             },
                         );
                         self.evict_over_capacity(&mut g);
                     }
-                } else if let Some(entry) = g.entries.peek_mut(key) {
+                } else if let Some(entry) = g.entries.peek_mut(key).filter(|_| current) {
                     entry.failing = err.allows_stale().then_some(err.code);
                     entry.retry_at = now + self.policy.retry_backoff();
                 }
@@ -549,49 +703,85 @@ impl Cache {
     fn evict_over_capacity(&self, g: &mut Inner) {
         while g.entries.len() > self.policy.max_entries {
             match g.entries.pop_lru() {
-                Some((k, _)) => g.evicted.push(k),
+                Some((k, _)) => g.logged(Some(&k), true, &self.cell),
                 None => break,
             }
         }
     }
 
-    /// The cache keys (composite, see `compose_key`) evicted for size since the last call,
-    /// each reported once.
-    pub fn take_evicted(&self) -> Vec<String> {
+    /// Bring a mirror up to date: the keys removed or replaced since change `seen`, whether
+    /// the entry of `key` with `stamp` is still current, and the background events. Called on
+    /// the mirror's own thread, so after it the mirror holds nothing the cache has dropped; any
+    /// later drop moves the change counter, which the mirror checks before every hit.
+    pub fn sync(&self, seen: u64, key: Option<&str>, stamp: u64) -> MirrorSync {
         let mut g = self.lock();
-        if g.evicted.is_empty() {
-            return Vec::new();
+        let since = g.log.iter().filter(|(n, _, _)| *n > seen);
+        let evicted = since.clone().filter(|e| e.2).map(|e| e.1.clone()).collect();
+        let removed = if seen < g.log_floor {
+            None
+        } else {
+            Some(since.map(|e| e.1.clone()).collect())
+        };
+        let current = !g.closed
+            && stamp != 0
+            && key.is_some_and(|k| g.entries.peek(k).is_some_and(|e| u64::from(e.stamp) == stamp));
+        MirrorSync {
+            changes: g.changes,
+            removed,
+            evicted,
+            current,
+            events: std::mem::take(&mut g.events),
         }
-        g.evicted.drain(..).map(String::from).collect()
     }
 
-    /// Forget one secret key (under every url) or, with `None`, everything.
+    /// Move the change counter (the JS layer checks at start that it sees the shared memory).
+    pub fn bump(&self) -> u64 {
+        let mut g = self.lock();
+        g.changed(None, &self.cell);
+        g.changes
+    }
+
+    /// Queue what a background refresh found, for the mirror's next sync.
+    pub fn record_event(&self, event: BackgroundEvent) {
+        let mut g = self.lock();
+        if g.events.len() < EVENTS_CAP {
+            g.events.push(event);
+        }
+        g.changed(None, &self.cell);
+    }
+
+    /// Forget one secret key (under every url) or, with `None`, everything. Flights of those
+    /// keys are detached: their callers get their answers, but nothing is written back.
     pub fn invalidate(&self, secret_key: Option<&str>) {
         let mut g = self.lock();
-        g.generation += 1;
-        match secret_key {
-            None => g.entries.clear(),
-            Some(key) => {
-                let doomed: Vec<Box<str>> = g
-                    .entries
-                    .iter()
-                    .filter(|(k, _)| secret_key_of(k) == key)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in doomed {
-                    g.entries.pop(&k);
-                }
-            }
+        let doomed: Vec<Box<str>> = g
+            .entries
+            .iter()
+            .filter(|(k, _)| secret_key.is_none_or(|s| secret_key_of(k) == s))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            g.remove(&k, &self.cell);
         }
+        g.flights
+            .retain(|k, _| secret_key.is_some_and(|s| secret_key_of(k) != s));
     }
 
-    /// Wipe everything; from now on every call answers CLOSED.
+    /// Wipe everything and cancel every flight (their callers answer CLOSED at once); from
+    /// now on every call answers CLOSED.
     pub fn close(&self) {
         let mut g = self.lock();
         g.closed = true;
-        g.generation += 1;
-        g.entries.clear();
-        g.evicted.clear();
+        for (_, f) in g.flights.drain() {
+            if let Some(a) = f.abort {
+                a.abort();
+            }
+        }
+        let keys: Vec<Box<str>> = g.entries.iter().map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            g.remove(&k, &self.cell);
+        }
+        g.events.clear();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -688,6 +878,16 @@ mod tests {
                 })
             }
         }
+    }
+
+    fn removed_since(cache: &Cache, seen: u64) -> Vec<String> {
+        cache
+            .sync(seen, None, 0)
+            .removed
+            .unwrap()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     fn value_of(r: &Reply) -> &str {
@@ -817,7 +1017,7 @@ mod tests {
         cache.fetch("b", Mode::Get, store.start()).await;
         cache.touch(&["a", "not-there"]);
         cache.fetch("c", Mode::Get, store.start()).await;
-        assert_eq!(cache.take_evicted(), ["b"]);
+        assert_eq!(removed_since(&cache, 0), ["b"]);
     }
 
     #[tokio::test]
@@ -995,8 +1195,9 @@ mod tests {
         cache.fetch("b", Mode::Get, store.start()).await;
         cache.lookup("a"); // a is now more recent than b
         cache.fetch("c", Mode::Get, store.start()).await;
-        assert_eq!(cache.take_evicted(), ["b"]);
-        assert!(cache.take_evicted().is_empty(), "reported once");
+        assert_eq!(removed_since(&cache, 0), ["b"]);
+        let seen = cache.sync(0, None, 0).changes;
+        assert!(removed_since(&cache, seen).is_empty(), "reported once");
         assert!(
             cache.lookup("a").is_some()
                 && cache.lookup("c").is_some()

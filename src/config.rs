@@ -152,13 +152,41 @@ pub struct Range {
 }
 
 const YEAR: f64 = 31_536_000.0;
-pub const TIMEOUT_MS: Range = Range { min: 1.0, max: 600_000.0, integer: false };
-pub const REFRESH_AFTER: Range = Range { min: 0.0, max: YEAR, integer: false };
-pub const MAX_AGE: Range = Range { min: 0.001, max: YEAR, integer: false };
-pub const STALE_IF_ERROR: Range = Range { min: 0.0, max: YEAR, integer: false };
-pub const NEGATIVE_TTL: Range = Range { min: 0.0, max: YEAR, integer: false };
-pub const MAX_ENTRIES: Range = Range { min: 1.0, max: 10_000_000.0, integer: true };
-pub const MAX_REFRESH_AFTER: Range = Range { min: 0.001, max: YEAR, integer: false };
+pub const TIMEOUT_MS: Range = Range {
+    min: 1.0,
+    max: 600_000.0,
+    integer: false,
+};
+pub const REFRESH_AFTER: Range = Range {
+    min: 0.0,
+    max: YEAR,
+    integer: false,
+};
+pub const MAX_AGE: Range = Range {
+    min: 0.001,
+    max: YEAR,
+    integer: false,
+};
+pub const STALE_IF_ERROR: Range = Range {
+    min: 0.0,
+    max: YEAR,
+    integer: false,
+};
+pub const NEGATIVE_TTL: Range = Range {
+    min: 0.0,
+    max: YEAR,
+    integer: false,
+};
+pub const MAX_ENTRIES: Range = Range {
+    min: 1.0,
+    max: 10_000_000.0,
+    integer: true,
+};
+pub const MAX_REFRESH_AFTER: Range = Range {
+    min: 0.001,
+    max: YEAR,
+    integer: false,
+};
 
 fn fmt_bound(x: f64) -> String {
     if x.fract() == 0.0 {
@@ -169,7 +197,12 @@ fn fmt_bound(x: f64) -> String {
 }
 
 /// A number within `range`, or a message naming the option and the range.
-fn opt_number(o: &Map<String, Value>, name: &str, label: &str, range: &Range) -> Result<Option<f64>, String> {
+fn opt_number(
+    o: &Map<String, Value>,
+    name: &str,
+    label: &str,
+    range: &Range,
+) -> Result<Option<f64>, String> {
     match o.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
@@ -183,7 +216,11 @@ fn opt_number(o: &Map<String, Value>, name: &str, label: &str, range: &Range) ->
             }
             _ => Err(format!(
                 "option `{label}` must be {} from {} to {} (got {n})",
-                if range.integer { "an integer" } else { "a number" },
+                if range.integer {
+                    "an integer"
+                } else {
+                    "a number"
+                },
                 fmt_bound(range.min),
                 fmt_bound(range.max)
             )),

@@ -410,7 +410,10 @@ impl Http {
                 return last;
             }
             let wait = wait.unwrap_or_else(|| backoff(attempt));
-            if Instant::now().checked_add(wait).is_none_or(|t| t >= deadline) {
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|t| t >= deadline)
+            {
                 // The wait the server asks for does not fit: answer now rather than time out.
                 return last;
             }

@@ -122,11 +122,15 @@ pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
     let token = match v.get("access_token") {
         // A bearer token is visible ASCII: CR/LF or anything else could not go in a header
         // (and would be the endpoint's fault, not the caller's).
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b)) => {
+        Some(Value::String(s))
+            if !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+        {
             s.clone()
         }
         Some(Value::String(s)) if !s.is_empty() => {
-            return Err("the token reply's access_token has characters a bearer token cannot have".into())
+            return Err(
+                "the token reply's access_token has characters a bearer token cannot have".into(),
+            )
         }
         _ => return Err("the token reply has no access_token".into()),
     };
@@ -417,7 +421,10 @@ pub struct IdentitySettings {
 /// The provider `identity` names; `auto`: App Service env, else client secret env, else IMDS.
 pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
     // What may be sent is known now: scrubbed from any upstream text that echoes it.
-    for c in [&s.identity_header, &s.msi_secret, &s.client_secret].into_iter().flatten() {
+    for c in [&s.identity_header, &s.msi_secret, &s.client_secret]
+        .into_iter()
+        .flatten()
+    {
         crate::secret::remember_sent(c.expose());
     }
     let parse = |u: &str, what: &str| Url::parse(u).map_err(|_| format!("{what} is not a url"));

@@ -11,28 +11,22 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod manager;
 pub mod secret;
 pub mod source;
 pub mod time;
 
-use cache::{compose_key, Answer, Cache, Event, Mode};
-use config::{Config, SourceKind};
-use error::{ErrorCode, SecretError};
-use http::{HostPolicy, Http};
-use identity::TokenCache;
+use cache::{Answer, Event, Mode};
+use config::Config;
+use error::ErrorCode;
+use manager::Manager;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use secret::Secret;
-use source::key_vault::{KeyVaultSource, Vault};
-use source::local::LocalSource;
-use source::memory::MemorySource;
-use source::retail_server::{self as retail, RetailServerSource};
-use source::{validate_key, Source, Unconfigured};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One answer, as data. `code` is set on failure (then `value` is absent).
 #[napi(object)]
@@ -48,13 +42,34 @@ pub struct NativeReply {
     pub event: String,
     /// On a stale answer: the error that made it stale.
     pub stale_code: Option<String>,
-    /// The caller should start a background refresh of this key.
-    pub refresh: bool,
     /// Until when (unix milliseconds) this answer may be reused without asking again; 0: never.
     pub fresh_until_ms: f64,
+    /// The stamp of the cache entry behind this answer (0: none); see `sync`.
+    pub stamp: f64,
     pub duration_ms: Option<f64>,
-    /// Cache keys evicted for size since the last reply that carried evictions.
-    pub evicted: Option<Vec<String>>,
+}
+
+/// What the JS mirror needs to follow the cache (see `Cache::sync`).
+#[napi(object)]
+pub struct NativeSync {
+    /// The change number now seen.
+    pub changes: f64,
+    /// Cache keys removed or replaced since; absent: forget everything.
+    pub removed: Option<Vec<String>>,
+    /// Those of them evicted for size.
+    pub evicted: Vec<String>,
+    /// Whether the entry asked about is still the cache's.
+    pub current: bool,
+    /// What background refreshes found since the last sync.
+    pub events: Vec<NativeEvent>,
+}
+
+#[napi(object)]
+pub struct NativeEvent {
+    /// The secret key (not the cache key).
+    pub key: String,
+    pub code: Option<String>,
+    pub duration_ms: f64,
 }
 
 #[napi(object)]
@@ -115,52 +130,6 @@ pub struct TestControl {
     pub delay_ms: Option<f64>,
 }
 
-struct Manager {
-    config: Config,
-    source: Arc<dyn Source>,
-    cache: Arc<Cache>,
-    timeout: Duration,
-    closed: AtomicBool,
-    local: Option<Arc<LocalSource>>,
-    memory: Option<Arc<MemorySource>>,
-    /// The HTTP layer and token cache of the remote sources.
-    remote: Option<(Arc<Http>, Arc<TokenCache>)>,
-}
-
-fn error_reply(err: &SecretError, expires_on: f64) -> NativeReply {
-    NativeReply {
-        value: None,
-        id: None,
-        expires_on,
-        code: Some(err.code.as_str().to_owned()),
-        message: Some(err.message.clone()),
-        status: err.status.map(u32::from),
-        event: "error".to_owned(),
-        stale_code: None,
-        refresh: false,
-        fresh_until_ms: 0.0,
-        duration_ms: None,
-        evicted: None,
-    }
-}
-
-fn value_reply(secret: &Secret, expires_on: f64, event: &str) -> NativeReply {
-    NativeReply {
-        value: Some(secret.value.expose().to_owned()),
-        id: secret.id.as_deref().map(String::from),
-        expires_on,
-        code: None,
-        message: None,
-        status: None,
-        event: event.to_owned(),
-        stale_code: None,
-        refresh: false,
-        fresh_until_ms: 0.0,
-        duration_ms: None,
-        evicted: None,
-    }
-}
-
 fn event_name(e: Event) -> &'static str {
     match e {
         Event::Hit => "hit",
@@ -171,188 +140,46 @@ fn event_name(e: Event) -> &'static str {
     }
 }
 
-fn cache_reply(r: cache::Reply) -> NativeReply {
-    let mut out = match &r.answer {
-        Answer::Value { secret, expires_at } => {
-            value_reply(secret, expires_at.floor(), event_name(r.event))
-        }
-        Answer::Error(e) => error_reply(e, 0.0),
+fn to_native(r: cache::Reply) -> NativeReply {
+    let (value, id, expires_on, code, message, status, event) = match &r.answer {
+        Answer::Value { secret, expires_at } => (
+            Some(secret.value.expose().to_owned()),
+            secret.id.as_deref().map(String::from),
+            expires_at.floor(),
+            None,
+            None,
+            None,
+            event_name(r.event),
+        ),
+        Answer::Error(e) => (
+            None,
+            None,
+            r.error_expires_on,
+            Some(e.code.as_str().to_owned()),
+            Some(e.message.clone()),
+            e.status.map(u32::from),
+            "error",
+        ),
     };
-    out.refresh = r.refresh;
-    out.fresh_until_ms = (r.fresh_until * 1000.0).floor();
-    out.stale_code = r.code.map(|c| c.as_str().to_owned());
-    out
-}
-
-/// Sources read in-process (local) keep the platform's `expiresOn: 1`: not for callers to cache.
-const LOCAL_EXPIRES_ON: f64 = 1.0;
-
-impl Manager {
-    fn new(mut config: Config) -> Manager {
-        let mut local = None;
-        let mut memory = None;
-        let mut remote = None;
-        let source: Arc<dyn Source> = match (&config.not_configured, config.source) {
-            (Some(reason), kind) => Arc::new(Unconfigured {
-                kind,
-                reason: reason.clone(),
-            }),
-            (None, SourceKind::Local) => {
-                let l = Arc::new(LocalSource::new(config.secrets_files.clone(), config.watch));
-                local = Some(l.clone());
-                l
-            }
-            (None, SourceKind::Memory) => {
-                let m = Arc::new(MemorySource::new(std::mem::take(&mut config.secrets)));
-                memory = Some(m.clone());
-                m
-            }
-            (None, SourceKind::RetailServer) => {
-                let http = Arc::new(Http::new(HostPolicy::new(
-                    &config.allowed_hosts,
-                    config.allow_insecure_loopback,
-                )));
-                let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
-                remote = Some((http.clone(), tokens.clone()));
-                Arc::new(RetailServerSource {
-                    http,
-                    tokens,
-                    oun: config.oun.clone(),
-                    version_problem: retail::version_problem(
-                        config.retail_server_version.as_deref(),
-                    ),
-                })
-            }
-            (None, SourceKind::KeyVault) if config.vault_urls.is_empty() => {
-                Arc::new(Unconfigured {
-                    kind: SourceKind::KeyVault,
-                    reason: "no vault: set the vaultUrls option or COMMERCE_SECRETS_VAULT_URLS"
-                        .into(),
-                })
-            }
-            (None, SourceKind::KeyVault) => {
-                let http = Arc::new(Http::new(HostPolicy::new(
-                    &config.allowed_hosts,
-                    config.allow_insecure_loopback,
-                )));
-                let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
-                remote = Some((http.clone(), tokens.clone()));
-                // The urls were checked by the configuration; one that will not parse is skipped.
-                let vaults = config
-                    .vault_urls
-                    .iter()
-                    .filter_map(|u| url::Url::parse(u).ok())
-                    .map(Vault::new)
-                    .collect();
-                Arc::new(KeyVaultSource {
-                    http,
-                    tokens,
-                    vaults,
-                })
-            }
-        };
-        let timeout = time::millis(config.timeout_ms).unwrap_or(Duration::from_secs(10));
-        Manager {
-            cache: Arc::new(Cache::new(config.policy.clone())),
-            config,
-            source,
-            timeout,
-            closed: AtomicBool::new(false),
-            local,
-            memory,
-            remote,
-        }
-    }
-
-    fn closed_reply(key: &str) -> NativeReply {
-        error_reply(
-            &SecretError::new(
-                ErrorCode::Closed,
-                format!("secret '{key}': the secret manager was closed"),
-            ),
-            0.0,
-        )
-    }
-
-    /// Bad argument, closed, or an in-process source: answered without the cache.
-    fn answer_now(&self, key: &str) -> Option<NativeReply> {
-        if let Err(e) = validate_key(key) {
-            return Some(error_reply(&e, 0.0));
-        }
-        if self.closed.load(Ordering::Acquire) {
-            return Some(Manager::closed_reply(key));
-        }
-        if let Err(e) = self.source.check_key(key) {
-            return Some(error_reply(&e, 0.0));
-        }
-        let result = self.source.read_now(key)?;
-        let expires_on = if self.source.kind() == SourceKind::Local {
-            LOCAL_EXPIRES_ON
-        } else {
-            0.0
-        };
-        Some(match result {
-            Ok(secret) => value_reply(&secret, expires_on, "hit"),
-            Err(e) => error_reply(&e, expires_on),
-        })
-    }
-
-    fn lookup(&self, key: &str, url: &str) -> Option<NativeReply> {
-        if let Some(reply) = self.answer_now(key) {
-            return Some(reply);
-        }
-        let ck = compose_key(self.source.keyed_by_url().then_some(url), key);
-        self.cache.lookup(&ck).map(cache_reply)
-    }
-
-    async fn fetch(
-        self: Arc<Self>,
-        key: String,
-        url: String,
-        mode: Mode,
-        touched: Vec<String>,
-    ) -> NativeReply {
-        let started = Instant::now();
-        self.cache.touch(&touched);
-        if let Some(reply) = self.answer_now(&key) {
-            return reply;
-        }
-        let ck = compose_key(self.source.keyed_by_url().then_some(url.as_str()), &key).into_owned();
-        let (source, timeout, kind) = (self.source.clone(), self.timeout, self.source.kind());
-        let timeout_ms = self.config.timeout_ms;
-        let reply = self
-            .cache
-            .fetch(&ck, mode, move || {
-                let k = key.clone();
-                Box::pin(async move {
-                    let deadline = time::after(timeout);
-                    match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(SecretError::new(
-                            ErrorCode::Timeout,
-                            format!(
-                                "secret '{k}': no answer from the {} source within {timeout_ms} ms",
-                                kind.as_str()
-                            ),
-                        )),
-                    }
-                })
-            })
-            .await;
-        let mut out = cache_reply(reply);
-        out.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        let evicted = self.cache.take_evicted();
-        if !evicted.is_empty() {
-            out.evicted = Some(evicted);
-        }
-        out
+    NativeReply {
+        value,
+        id,
+        expires_on,
+        code,
+        message,
+        status,
+        event: event.to_owned(),
+        stale_code: r.code.map(|c| c.as_str().to_owned()),
+        fresh_until_ms: (r.fresh_until * 1000.0).floor(),
+        stamp: r.stamp as f64,
+        duration_ms: None,
     }
 }
 
 #[napi]
 pub struct NativeManager {
     inner: Arc<Manager>,
+    counter_taken: AtomicBool,
 }
 
 #[napi]
@@ -369,6 +196,7 @@ impl NativeManager {
             .map_err(|m| Error::new(Status::InvalidArg, m))?;
         Ok(NativeManager {
             inner: Arc::new(Manager::new(config)),
+            counter_taken: AtomicBool::new(false),
         })
     }
 
@@ -377,21 +205,73 @@ impl NativeManager {
         self.inner.source.kind().as_str().to_owned()
     }
 
-    /// The synchronous path: an answer now (a cache hit, an in-process source, a bad
-    /// argument, closed), or null when the caller must `fetch`.
+    /// The cache's change counter as a one-element Float64Array over the cache's own memory:
+    /// the JS mirror reads it before every hit and syncs when it moved (see `sync`). Once per
+    /// manager.
     #[napi]
-    pub fn lookup(&self, key: String, url: String) -> Option<NativeReply> {
-        self.inner.lookup(&key, &url)
+    pub fn change_counter(&self, env: &Env) -> Result<Float64ArraySlice<'_>> {
+        if self.counter_taken.swap(true, Ordering::AcqRel) {
+            return Err(Error::new(
+                Status::GenericFailure,
+                "the change counter was already taken",
+            ));
+        }
+        let cell = self.inner.cache.change_cell();
+        let ptr = cell.0.as_ptr() as *mut f64;
+        // SAFETY: `ptr` points at the AtomicU64 inside `cell`, kept alive by the clone handed
+        // to the finalizer until the engine drops the buffer. Rust writes it only atomically
+        // (under the cache lock); JS only reads it.
+        unsafe { Float64ArraySlice::from_external(env, ptr, 1, cell, |_, cell| drop(cell)) }
     }
 
-    /// Whether the url is part of the cache key (see `cacheKey`).
+    /// Moves the change counter and returns it: the JS layer checks that its Float64Array sees
+    /// it (a runtime that copies external buffers would not), else it keeps no mirror.
+    #[napi]
+    pub fn probe_counter(&self) -> f64 {
+        self.inner.cache.bump() as f64
+    }
+
+    /// Bring the JS mirror up to date (see `Cache::sync`): keys removed or replaced since change
+    /// `seen`, whether `cacheKey`'s entry with `stamp` is still current, background events.
+    #[napi]
+    pub fn sync(&self, seen: f64, cache_key: Option<String>, stamp: f64) -> NativeSync {
+        let s = self
+            .inner
+            .cache
+            .sync(seen as u64, cache_key.as_deref(), stamp as u64);
+        NativeSync {
+            changes: s.changes as f64,
+            removed: s.removed.map(|r| r.into_iter().map(String::from).collect()),
+            evicted: s.evicted.into_iter().map(String::from).collect(),
+            current: s.current,
+            events: s
+                .events
+                .into_iter()
+                .map(|e| NativeEvent {
+                    key: e.key.into(),
+                    code: e.code.map(|c| c.as_str().to_owned()),
+                    duration_ms: e.duration_ms,
+                })
+                .collect(),
+        }
+    }
+
+    /// The synchronous path: an answer now (a cache hit, an in-process source, a bad
+    /// argument, closed), or null when the caller must `fetch`. A hit that finds
+    /// refresh-ahead due has started it in the background.
+    #[napi]
+    pub fn lookup(&self, key: String, url: String) -> Option<NativeReply> {
+        self.inner.lookup(&key, &url).map(to_native)
+    }
+
+    /// Whether the url is part of the cache key (`url NUL key`).
     #[napi(getter)]
     pub fn keyed_by_url(&self) -> bool {
         self.inner.source.keyed_by_url()
     }
 
-    /// Go upstream through the single flight (`refresh`: even when cached). `touched`: cache
-    /// keys the JS mirror answered since the last call, to keep the LRU order true.
+    /// Go upstream through the single flight (`refresh`: a new flight even when cached).
+    /// `touched`: cache keys the JS mirror answered since the last call, for the LRU order.
     #[napi(ts_return_type = "Promise<NativeReply>")]
     pub fn fetch<'env>(
         &self,
@@ -403,7 +283,13 @@ impl NativeManager {
     ) -> Result<PromiseRaw<'env, NativeReply>> {
         let inner = self.inner.clone();
         let mode = if refresh { Mode::Refresh } else { Mode::Get };
-        env.spawn_future(async move { Ok(inner.fetch(key, url, mode, touched).await) })
+        env.spawn_future(async move {
+            let started = Instant::now();
+            inner.cache.touch(&touched);
+            let mut out = to_native(inner.fetch(key, url, mode).await);
+            out.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            Ok(out)
+        })
     }
 
     #[napi]
@@ -425,11 +311,11 @@ impl NativeManager {
         }
     }
 
-    /// Wipes cached values; every later call answers CLOSED.
+    /// Wipes cached values and cancels every request in flight (their callers answer CLOSED
+    /// at once); every later call answers CLOSED.
     #[napi]
     pub fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.cache.close();
+        self.inner.close();
     }
 
     #[napi]
@@ -531,35 +417,41 @@ impl NativeManager {
             },
         }
     }
+}
 
-    /// Test hooks of the memory source; returns how many reads reached it.
-    #[napi]
-    pub fn test_control(&self, control: TestControl) -> Result<f64> {
-        let m =
-            self.inner.memory.as_ref().ok_or_else(|| {
-                Error::new(Status::InvalidArg, "test hooks need the memory source")
-            })?;
-        if let Some(key) = &control.key {
-            if control.remove == Some(true) {
-                m.set_value(key, None);
-            } else if let Some(v) = control.value {
-                m.set_value(key, Some(v));
-            }
-            if let Some(f) = &control.fault {
-                let code = match f.as_str() {
+/// Test hooks of the memory source (not part of the public API, and not a method of the
+/// production class): set or remove values, inject faults and delays. Returns how many reads
+/// reached the store.
+#[napi]
+pub fn test_control(manager: &NativeManager, control: TestControl) -> Result<f64> {
+    let this = manager;
+
+    let m = this
+        .inner
+        .memory
+        .as_ref()
+        .ok_or_else(|| Error::new(Status::InvalidArg, "test hooks need the memory source"))?;
+    if let Some(key) = &control.key {
+        if control.remove == Some(true) {
+            m.set_value(key, None);
+        } else if let Some(v) = control.value {
+            m.set_value(key, Some(v));
+        }
+        if let Some(f) = &control.fault {
+            let code =
+                match f.as_str() {
                     "" => None,
                     s => Some(ErrorCode::parse(s).ok_or_else(|| {
                         Error::new(Status::InvalidArg, format!("unknown code {s}"))
                     })?),
                 };
-                m.set_fault(key, code);
-            }
+            m.set_fault(key, code);
         }
-        if let Some(ms) = control.delay_ms {
-            m.set_delay(time::millis(ms).filter(|d| !d.is_zero()));
-        }
-        Ok(m.reads() as f64)
     }
+    if let Some(ms) = control.delay_ms {
+        m.set_delay(time::millis(ms).filter(|d| !d.is_zero()));
+    }
+    Ok(m.reads() as f64)
 }
 
 /// Benchmark anchor: an awaited no-op `async fn` across napi (a thread hand-off and back),

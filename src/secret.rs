@@ -103,7 +103,15 @@ fn strip_userinfo(text: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '\'' || c == '"' || c == '>')
+            .find(|c: char| {
+                c == '/'
+                    || c == '?'
+                    || c == '#'
+                    || c.is_whitespace()
+                    || c == '\''
+                    || c == '"'
+                    || c == '>'
+            })
             .unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => rest = &tail[at + 1..],
@@ -116,7 +124,11 @@ fn strip_userinfo(text: &str) -> String {
 
 /// `text` without any credential this process sent and without user info in urls.
 pub fn scrub(text: String) -> String {
-    let mut text = if text.contains("://") { strip_userinfo(&text) } else { text };
+    let mut text = if text.contains("://") {
+        strip_userinfo(&text)
+    } else {
+        text
+    };
     let sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
     for c in sent.iter() {
         for form in forms(c.expose()) {
@@ -175,8 +187,7 @@ mod tests {
         remember_sent("short");
         let echoed = format!(
             "401: bad token tok/en+with=odd&chars-0123, form {}, json {}",
-            "tok%2Fen%2Bwith%3Dodd%26chars-0123",
-            "tok\\/en+with=odd&chars-0123"
+            "tok%2Fen%2Bwith%3Dodd%26chars-0123", "tok\\/en+with=odd&chars-0123"
         );
         let clean = scrub(echoed);
         assert!(!clean.contains("chars-0123"), "{clean}");
@@ -186,7 +197,9 @@ mod tests {
     #[test]
     fn urls_lose_their_user_info() {
         assert_eq!(
-            scrub("at https://user:pa55@login.example.com/x and http://u@h:1, 'ftp://a:b@c'".into()),
+            scrub(
+                "at https://user:pa55@login.example.com/x and http://u@h:1, 'ftp://a:b@c'".into()
+            ),
             "at https://login.example.com/x and http://h:1, 'ftp://c'"
         );
         assert_eq!(scrub("no url: a@b".into()), "no url: a@b");

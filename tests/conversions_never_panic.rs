@@ -14,8 +14,21 @@ fn number() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>(),
         prop::sample::select(vec![
-            1e300, 1e23, 1e22, 1e19, 1.8446744073709552e19, f64::MAX, f64::MIN_POSITIVE, -0.0,
-            f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 600000.0, 600000.0001,
+            1e300,
+            1e23,
+            1e22,
+            1e19,
+            1.8446744073709552e19,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            0.0,
+            600000.0,
+            600000.0001,
         ]),
     ]
 }

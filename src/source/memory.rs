@@ -123,7 +123,10 @@ mod tests {
 
     #[tokio::test]
     async fn reads_values_and_faults() {
-        let m = Arc::new(MemorySource::new(vec![("a".into(), SecretString::new("1".into()))]));
+        let m = Arc::new(MemorySource::new(vec![(
+            "a".into(),
+            SecretString::new("1".into()),
+        )]));
         assert_eq!(
             m.clone()
                 .fetch("a".into(), String::new(), far())

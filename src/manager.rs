@@ -1,0 +1,228 @@
+//! One secret manager: the configured source behind the cache, the deadline of each call,
+//! refresh-ahead in the background, and close. Pure Rust (no napi types): `lib.rs` converts.
+
+use crate::cache::{compose_key, secret_key_of, Answer, BackgroundEvent, Cache, Mode, Reply};
+use crate::config::{Config, SourceKind};
+use crate::error::{ErrorCode, SecretError};
+use crate::http::{HostPolicy, Http};
+use crate::identity::{self, TokenCache};
+use crate::source::key_vault::{KeyVaultSource, Vault};
+use crate::source::local::LocalSource;
+use crate::source::memory::MemorySource;
+use crate::source::retail_server::{self as retail, RetailServerSource};
+use crate::source::{validate_key, Source, Unconfigured};
+use crate::time;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Manager {
+    pub config: Config,
+    pub source: Arc<dyn Source>,
+    pub cache: Arc<Cache>,
+    pub timeout: Duration,
+    closed: AtomicBool,
+    pub local: Option<Arc<LocalSource>>,
+    pub memory: Option<Arc<MemorySource>>,
+    /// The HTTP layer and token cache of the remote sources.
+    pub remote: Option<(Arc<Http>, Arc<TokenCache>)>,
+}
+
+/// Sources read in-process (local) keep the platform's `expiresOn: 1`: not for callers to cache.
+const LOCAL_EXPIRES_ON: f64 = 1.0;
+
+impl Manager {
+    pub fn new(mut config: Config) -> Manager {
+        let mut local = None;
+        let mut memory = None;
+        let mut remote = None;
+        let remote_parts = |config: &Config| {
+            let http = Arc::new(Http::new(HostPolicy::new(
+                &config.allowed_hosts,
+                config.allow_insecure_loopback,
+            )));
+            let tokens = Arc::new(TokenCache::new(identity::provider_from(&config.identity)));
+            (http, tokens)
+        };
+        let source: Arc<dyn Source> = match (&config.not_configured, config.source) {
+            (Some(reason), kind) => Arc::new(Unconfigured {
+                kind,
+                reason: reason.clone(),
+            }),
+            (None, SourceKind::Local) => {
+                let l = Arc::new(LocalSource::new(config.secrets_files.clone(), config.watch));
+                local = Some(l.clone());
+                l
+            }
+            (None, SourceKind::Memory) => {
+                let m = Arc::new(MemorySource::new(std::mem::take(&mut config.secrets)));
+                memory = Some(m.clone());
+                m
+            }
+            (None, SourceKind::RetailServer) => {
+                let (http, tokens) = remote_parts(&config);
+                remote = Some((http.clone(), tokens.clone()));
+                Arc::new(RetailServerSource {
+                    http,
+                    tokens,
+                    oun: config.oun.clone(),
+                    version_problem: retail::version_problem(
+                        config.retail_server_version.as_deref(),
+                    ),
+                })
+            }
+            (None, SourceKind::KeyVault) if config.vault_urls.is_empty() => {
+                Arc::new(Unconfigured {
+                    kind: SourceKind::KeyVault,
+                    reason: "no vault: set the vaultUrls option or COMMERCE_SECRETS_VAULT_URLS"
+                        .into(),
+                })
+            }
+            (None, SourceKind::KeyVault) => {
+                let (http, tokens) = remote_parts(&config);
+                remote = Some((http.clone(), tokens.clone()));
+                // The urls were checked by the configuration; one that will not parse is skipped.
+                let vaults = config
+                    .vault_urls
+                    .iter()
+                    .filter_map(|u| url::Url::parse(u).ok())
+                    .map(Vault::new)
+                    .collect();
+                Arc::new(KeyVaultSource {
+                    http,
+                    tokens,
+                    vaults,
+                })
+            }
+        };
+        let timeout = time::millis(config.timeout_ms).unwrap_or(Duration::from_secs(10));
+        Manager {
+            cache: Arc::new(Cache::new(config.policy.clone())),
+            config,
+            source,
+            timeout,
+            closed: AtomicBool::new(false),
+            local,
+            memory,
+            remote,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn closed_error(key: &str) -> SecretError {
+        SecretError::new(
+            ErrorCode::Closed,
+            format!("secret '{key}': the secret manager was closed"),
+        )
+    }
+
+    /// Bad argument, closed, or an in-process source: answered without the cache.
+    fn answer_now(&self, key: &str) -> Option<Reply> {
+        if let Err(e) = validate_key(key) {
+            return Some(Reply::error(e));
+        }
+        if self.is_closed() {
+            return Some(Reply::error(Manager::closed_error(key)));
+        }
+        if let Err(e) = self.source.check_key(key) {
+            return Some(Reply::error(e));
+        }
+        let result = self.source.read_now(key)?;
+        let local = self.source.kind() == SourceKind::Local;
+        Some(match result {
+            Ok(secret) => {
+                let expires_at = if local { LOCAL_EXPIRES_ON } else { 0.0 };
+                Reply::value(Arc::new(secret), expires_at, crate::cache::Event::Hit)
+            }
+            Err(e) => {
+                let mut r = Reply::error(e);
+                if local {
+                    r.error_expires_on = LOCAL_EXPIRES_ON;
+                }
+                r
+            }
+        })
+    }
+
+    pub fn cache_key(&self, key: &str, url: &str) -> String {
+        compose_key(self.source.keyed_by_url().then_some(url), key).into_owned()
+    }
+
+    /// The synchronous path (the JS thread): an answer now, or `None` when the caller must
+    /// `fetch`. A hit that finds refresh-ahead due starts the refresh in the background
+    /// (a tokio task: it holds nothing that keeps Node's event loop alive).
+    pub fn lookup(self: &Arc<Self>, key: &str, url: &str) -> Option<Reply> {
+        if let Some(reply) = self.answer_now(key) {
+            return Some(reply);
+        }
+        let ck = self.cache_key(key, url);
+        let mut reply = self.cache.lookup(&ck)?;
+        if reply.refresh {
+            reply.refresh = false;
+            let this = Arc::clone(self);
+            let (key, url) = (key.to_owned(), url.to_owned());
+            napi::bindgen_prelude::spawn(async move { this.refresh_in_background(key, url).await });
+        }
+        Some(reply)
+    }
+
+    async fn refresh_in_background(self: Arc<Self>, key: String, url: String) {
+        let started = Instant::now();
+        let reply = self.clone().fetch(key.clone(), url, Mode::Background).await;
+        let code = match &reply.answer {
+            Answer::Error(e) => Some(e.code),
+            Answer::Value { .. } => None,
+        };
+        if code != Some(ErrorCode::Closed) {
+            self.cache.record_event(BackgroundEvent {
+                key: key.into(),
+                code,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            });
+        }
+    }
+
+    /// Go upstream through the single flight (see `Cache::fetch` for the modes), within the
+    /// call's deadline.
+    pub async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode) -> Reply {
+        if let Some(reply) = self.answer_now(&key) {
+            return reply;
+        }
+        let ck = self.cache_key(&key, &url);
+        let (source, timeout, kind) = (self.source.clone(), self.timeout, self.source.kind());
+        let timeout_ms = self.config.timeout_ms;
+        self.cache
+            .fetch(&ck, mode, move || {
+                let k = key.clone();
+                Box::pin(async move {
+                    let deadline = time::after(timeout);
+                    match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(SecretError::new(
+                            ErrorCode::Timeout,
+                            format!(
+                                "secret '{k}': no answer from the {} source within {timeout_ms} ms",
+                                kind.as_str()
+                            ),
+                        )),
+                    }
+                })
+            })
+            .await
+    }
+
+    /// Wipes cached values and cancels every flight: their callers answer CLOSED at once.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.cache.close();
+    }
+
+    /// The secret key of a cache key (for events).
+    pub fn secret_key_of(cache_key: &str) -> &str {
+        secret_key_of(cache_key)
+    }
+}
