@@ -60,6 +60,7 @@ class Slot {
     this.id = reply.id
     this.expiresOn = reply.expiresOn
     this.until = reply.freshUntilMs
+    this.stamp = reply.stamp // the cache entry this answer came from
     this.epoch = -1 // not yet reported as touched
   }
 }

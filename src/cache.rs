@@ -724,7 +724,11 @@ impl Cache {
         };
         let current = !g.closed
             && stamp != 0
-            && key.is_some_and(|k| g.entries.peek(k).is_some_and(|e| u64::from(e.stamp) == stamp));
+            && key.is_some_and(|k| {
+                g.entries
+                    .peek(k)
+                    .is_some_and(|e| u64::from(e.stamp) == stamp)
+            });
         MirrorSync {
             changes: g.changes,
             removed,
@@ -1300,6 +1304,139 @@ mod tests {
         assert_eq!(cache.stats().entries, 0);
         cache.fetch("k", Mode::Get, store.start()).await;
         assert_eq!(store.calls(), 2);
+    }
+
+    /// A store whose next answer waits for the test (one gate per call).
+    fn gated(value: &str) -> (Store, Arc<Notify>) {
+        let gate = Arc::new(Notify::new());
+        (
+            Store {
+                gate: Some(gate.clone()),
+                ..Store::new(value)
+            },
+            gate,
+        )
+    }
+
+    async fn until_in_flight(cache: &Cache, n: u64) {
+        while cache.stats().in_flight < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_explicit_refresh_never_joins_a_flight_begun_before_it() {
+        let (cache, _) = cache_with(policy());
+        let (slow, gate) = gated("old");
+        let c = cache.clone();
+        let s = slow.clone();
+        let before = tokio::spawn(async move { c.fetch("k", Mode::Get, s.start()).await });
+        until_in_flight(&cache, 1).await;
+        // The store rotates; a refresh must see the new value, not join the old request.
+        let fresh = Store::new("new");
+        let r = cache.fetch("k", Mode::Refresh, fresh.start()).await;
+        assert_eq!(value_of(&r), "new");
+        gate.notify_one();
+        assert_eq!(
+            value_of(&before.await.unwrap()),
+            "old",
+            "its own caller gets its answer"
+        );
+        assert_eq!(
+            value_of(&cache.lookup("k").unwrap()),
+            "new",
+            "the older flight did not write back over the refresh"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalidate_detaches_only_its_own_keys_flights() {
+        let (cache, _) = cache_with(policy());
+        let (slow_a, gate_a) = gated("a1");
+        let (slow_b, gate_b) = gated("b1");
+        let (c1, c2) = (cache.clone(), cache.clone());
+        let (sa, sb) = (slow_a.clone(), slow_b.clone());
+        let a = tokio::spawn(async move { c1.fetch("a", Mode::Refresh, sa.start()).await });
+        let b = tokio::spawn(async move { c2.fetch("b", Mode::Get, sb.start()).await });
+        until_in_flight(&cache, 2).await;
+        cache.invalidate(Some("b"));
+        gate_a.notify_one();
+        gate_b.notify_one();
+        assert_eq!(value_of(&a.await.unwrap()), "a1");
+        assert_eq!(value_of(&b.await.unwrap()), "b1");
+        assert!(cache.lookup("a").is_some(), "a's flight still wrote back");
+        assert!(
+            cache.lookup("b").is_none(),
+            "b's flight began before invalidate: no write"
+        );
+        // A get after invalidate starts its own flight.
+        let after = Store::new("b2");
+        assert_eq!(
+            value_of(&cache.fetch("b", Mode::Get, after.start()).await),
+            "b2"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_cancels_flights_and_their_callers_answer_closed() {
+        let (cache, _) = cache_with(policy());
+        let (slow, _gate) = gated("never");
+        let c = cache.clone();
+        let s = slow.clone();
+        let waiter = tokio::spawn(async move { c.fetch("k", Mode::Get, s.start()).await });
+        until_in_flight(&cache, 1).await;
+        cache.close();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("answered at once, not at the store's pace")
+            .unwrap();
+        assert_eq!(code_of(&r), ErrorCode::Closed);
+        assert_eq!(cache.stats().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn sync_lists_removals_once_and_says_which_stamp_is_current() {
+        let (cache, _) = cache_with(Policy {
+            max_entries: 1,
+            ..policy()
+        });
+        let store = Store::new("v");
+        let a = cache.fetch("a", Mode::Get, store.start()).await;
+        assert!(a.stamp != 0);
+        let s0 = cache.sync(0, Some("a"), a.stamp);
+        assert!(s0.current);
+        let b = cache.fetch("b", Mode::Get, store.start()).await;
+        let s1 = cache.sync(s0.changes, Some("a"), a.stamp);
+        assert!(!s1.current, "a was evicted");
+        assert_eq!(s1.removed.unwrap(), vec![Box::<str>::from("a")]);
+        assert_eq!(s1.evicted, vec![Box::<str>::from("a")]);
+        assert!(s1.changes > s0.changes);
+        assert_eq!(
+            cache.change_cell().get(),
+            s1.changes,
+            "the shared counter moved too"
+        );
+        // A refresh replaces b: its old stamp is no longer current, and the change is logged.
+        let b2 = cache.fetch("b", Mode::Refresh, store.start()).await;
+        let s2 = cache.sync(s1.changes, Some("b"), b.stamp);
+        assert!(!s2.current);
+        assert_eq!(s2.removed.unwrap(), vec![Box::<str>::from("b")]);
+        assert!(cache.sync(s2.changes, Some("b"), b2.stamp).current);
+    }
+
+    #[tokio::test]
+    async fn a_long_silence_overflows_the_log_and_the_mirror_starts_over() {
+        let (cache, _) = cache_with(Policy {
+            max_entries: 1,
+            ..policy()
+        });
+        let store = Store::new("v");
+        for i in 0..(LOG_CAP + 10) {
+            cache
+                .fetch(&format!("k{i}"), Mode::Get, store.start())
+                .await;
+        }
+        assert!(cache.sync(0, None, 0).removed.is_none());
     }
 
     #[test]

@@ -104,11 +104,14 @@ impl Source for MemorySource {
         _deadline: tokio::time::Instant,
     ) -> FetchFuture {
         Box::pin(async move {
+            // Read first, then take the delay: like a store whose answer is slow to arrive, so
+            // a test can change a value while an older answer is still on its way.
             let delay = self.state.read().ok().and_then(|s| s.delay);
+            let answer = self.read(&key);
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            self.read(&key)
+            answer
         })
     }
 }
