@@ -14,7 +14,7 @@ const { isolateEnv } = require('./helpers')
 
 const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC', 'MSI_ENDPOINT', 'MSI_SECRET',
   'COMMERCE_SECRETS_OUN', 'MSDyn365Commerce_RSVERSION', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'AZURE_CLIENT_ID',
-  'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID', 'AZURE_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS']
+  'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID', 'AZURE_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS', 'AZURE_POD_IDENTITY_AUTHORITY_HOST']
 isolateEnv(ENV)
 const root = path.join(__dirname, '..')
 const open = []
@@ -193,5 +193,64 @@ describe('credentials echoed back by an upstream never reach a message', () => {
     const r2 = await m2.getSecretValue('k', 'https://scu1234ret.commerce.dynamics.com/')
     expect(r2.error).toBeDefined()
     expect(everything(r2)).not.toMatch(/SENTINEL-PASSWORD/)
+  })
+})
+
+describe('tokens: one request for every waiter, failure included', () => {
+  test('a failing token endpoint is asked once (with its retries) for 20 cold keys, and the failure is remembered', async () => {
+    const identity = track(await startServer({ status: 500, body: { error: 'boom' } }))
+    process.env.IDENTITY_ENDPOINT = `${identity.url}msi/token/`
+    process.env.IDENTITY_HEADER = 'identity-header-value'
+    const rs = track(await startRetailServer({}))
+    const m = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true }))
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
+    const results = await m.getSecretValues(keys, rs.url)
+    for (const r of results) expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(identity.requests.length).toBeLessThanOrEqual(3) // one request, its retries (was 60)
+    expect(m[Symbol.for('commerce-secret-manager.internals')]().tokenRequests()).toBe(1)
+    // Remembered for a few seconds: the next call does not ask again.
+    expect((await m.getSecretValue('another', rs.url)).error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(identity.requests.length).toBeLessThanOrEqual(3)
+    expect(rs.requests).toHaveLength(0)
+  })
+
+  test('an IMDS that never answers costs a short probe once, then nothing, not the deadline every call', async () => {
+    const imds = track(await startServer({ hang: true }))
+    // AZURE_POD_IDENTITY_AUTHORITY_HOST points IMDS at the loopback fake (read at construction).
+    process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = imds.url
+    const m2 = track(new SecretManager({ source: 'retail-server', identity: 'imds', allowInsecureLoopback: true, timeoutMs: 20000 }))
+    delete process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST
+    let started = Date.now()
+    const first = await m2.getSecretValue('k', 'https://scu1234ret.commerce.dynamics.com/')
+    expect(first.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(first.error.message).toMatch(/no IMDS at .*not asked again for 60 s/)
+    expect(Date.now() - started).toBeLessThan(8000) // a 1 s probe, not the 20 s deadline
+    started = Date.now()
+    const second = await m2.getSecretValue('k2', 'https://scu1234ret.commerce.dynamics.com/')
+    expect(second.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(imds.requests).toHaveLength(1)
+  })
+
+  test('after a 401, a token refresh that fails transiently never lets a stale value out', async () => {
+    const identity = track(await startIdentity())
+    process.env.IDENTITY_ENDPOINT = identity.endpoint
+    process.env.IDENTITY_HEADER = 'identity-header-value'
+    const rs = track(await startRetailServer({ k: 'v1' }))
+    const m = track(new SecretManager({
+      source: 'retail-server', allowInsecureLoopback: true,
+      cache: { refreshAfterSeconds: 0, maxAgeSeconds: 0.05, staleIfErrorSeconds: 600 },
+    }))
+    expect((await m.getSecretValue('k', rs.url)).value).toBe('v1')
+    await new Promise((r) => setTimeout(r, 120)) // expired: a stale value is now possible
+    rs.setDefault({ status: 401, body: { ErrorResourceId: 'Unauthorized', LocalizedMessage: 'token revoked' } })
+    identity.setDefault({ status: 503, body: '' })
+    const r = await m.getSecretValue('k', rs.url)
+    expect(r.value).toBe('')
+    expect(r.error.code).toBe('UNAUTHORIZED')
+    expect(r.error.status).toBe(401)
+    expect(r.error.message).toMatch(/a fresh token could not be had \(IDENTITY_UNAVAILABLE/)
+    // And it stays so: the entry was dropped.
+    expect((await m.getSecretValue('k', rs.url)).value).toBe('')
   })
 })

@@ -217,6 +217,20 @@ async fn token_request(
     parse_token_reply(&reply.body, SystemClock.now()).map_err(|why| fail(format!("{what}: {why}")))
 }
 
+/// A store refused the token with 401 and no fresh one could be had: the answer stays
+/// UNAUTHORIZED (not transient), so no stale value is served after a 401.
+pub fn after_refusal(what: &str, e: SecretError) -> SecretError {
+    SecretError::new(
+        ErrorCode::Unauthorized,
+        format!(
+            "{what}: 401 Unauthorized, and a fresh token could not be had ({}: {})",
+            e.code.as_str(),
+            e.message
+        ),
+    )
+    .with_status(401)
+}
+
 /// App Service managed identity (current or legacy protocol).
 pub struct AppService {
     pub endpoint: Url,
@@ -276,6 +290,51 @@ impl Provider for AppService {
 pub struct Imds {
     pub base: Url,
     pub client_id: Option<String>,
+    /// Whether IMDS answered before (`Some(true)`), or was found absent (`Some(false)`) and
+    /// until when that is remembered; `None`: not asked yet.
+    presence: Mutex<(Option<bool>, f64)>,
+}
+
+/// The first request to IMDS gets this long: where there is no IMDS (a developer's machine,
+/// a container without it) the link-local address never answers, and every call would
+/// otherwise wait out its whole deadline.
+pub const IMDS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long an absent IMDS is remembered before it is probed again.
+pub const IMDS_ABSENCE_SECONDS: f64 = 60.0;
+
+impl Imds {
+    pub fn new(base: Url, client_id: Option<String>) -> Self {
+        Imds {
+            base,
+            client_id,
+            presence: Mutex::new((None, 0.0)),
+        }
+    }
+
+    fn call(&self, resource: &str) -> Result<Call<'static>, SecretError> {
+        let mut url = self
+            .base
+            .join("/metadata/identity/oauth2/token")
+            .map_err(|_| fail("the IMDS address is not a url".into()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("api-version", "2018-02-01");
+            q.append_pair("resource", resource);
+            if let Some(id) = &self.client_id {
+                q.append_pair("client_id", id);
+            }
+        }
+        let mut call = Call::get(url);
+        call.headers.push(("metadata", "true".into()));
+        // 404: the identity is not assigned yet; 410: IMDS is still starting.
+        call.retry_statuses = &[404, 410];
+        call.max_attempts = 6;
+        Ok(call)
+    }
+
+    fn presence(&self) -> std::sync::MutexGuard<'_, (Option<bool>, f64)> {
+        self.presence.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Provider for Imds {
@@ -291,24 +350,48 @@ impl Provider for Imds {
         deadline: Instant,
     ) -> TokenFuture<'a> {
         Box::pin(async move {
-            let mut url = self
-                .base
-                .join("/metadata/identity/oauth2/token")
-                .map_err(|_| fail("the IMDS address is not a url".into()))?;
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("api-version", "2018-02-01");
-                q.append_pair("resource", resource);
-                if let Some(id) = &self.client_id {
-                    q.append_pair("client_id", id);
+            let now = SystemClock.now();
+            let (known, until) = *self.presence();
+            if known == Some(false) && now < until {
+                let mut e = fail(format!(
+                    "no IMDS at {} (it did not answer within {} ms; not asked again for {} s)",
+                    self.base,
+                    IMDS_PROBE_TIMEOUT.as_millis(),
+                    IMDS_ABSENCE_SECONDS
+                ));
+                e.transient = true;
+                return Err(e);
+            }
+            if known != Some(true) {
+                // The probe: one attempt, a short deadline.
+                let mut probe = self.call(resource)?;
+                probe.max_attempts = 1;
+                let short = deadline.min(crate::time::after(IMDS_PROBE_TIMEOUT));
+                match http.send(&probe, short, "IMDS").await {
+                    Err(e) if matches!(e.code, ErrorCode::Timeout | ErrorCode::Unavailable) => {
+                        *self.presence() = (Some(false), SystemClock.now() + IMDS_ABSENCE_SECONDS);
+                        let mut e = fail(format!(
+                            "no IMDS at {} (no answer within {} ms: {}); not asked again for {} s",
+                            self.base,
+                            IMDS_PROBE_TIMEOUT.as_millis(),
+                            e.message,
+                            IMDS_ABSENCE_SECONDS
+                        ));
+                        e.transient = true;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                    Ok(reply) => {
+                        *self.presence() = (Some(true), 0.0);
+                        if reply.ok() {
+                            return parse_token_reply(&reply.body, SystemClock.now())
+                                .map_err(|why| fail(format!("token from IMDS: {why}")));
+                        }
+                        // It answered (404/410/5xx...): present; the full request follows.
+                    }
                 }
             }
-            let mut call = Call::get(url);
-            call.headers.push(("metadata", "true".into()));
-            // 404: the identity is not assigned yet; 410: IMDS is still starting.
-            call.retry_statuses = &[404, 410];
-            call.max_attempts = 6;
-            token_request(http, call, deadline, "IMDS").await
+            token_request(http, self.call(resource)?, deadline, "IMDS").await
         })
     }
 }
@@ -466,13 +549,13 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
         }
     };
     let imds = || -> Result<Box<dyn Provider>, String> {
-        Ok(Box::new(Imds {
-            base: parse(
+        Ok(Box::new(Imds::new(
+            parse(
                 s.pod_identity_host.as_deref().unwrap_or(IMDS_DEFAULT),
                 "AZURE_POD_IDENTITY_AUTHORITY_HOST",
             )?,
-            client_id: s.client_id.clone(),
-        }))
+            s.client_id.clone(),
+        )))
     };
     let chosen = match s.choice.as_str() {
         "app-service" => app_service(),
@@ -485,7 +568,19 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
     chosen.unwrap_or_else(|why| Box::new(Unavailable(why)))
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Token>>>>;
+/// One (resource, tenant)'s token, or the failure of the last request for it.
+#[derive(Default)]
+struct SlotState {
+    token: Option<Arc<Token>>,
+    /// The last token request failed: its error, and until when it is the answer (so a
+    /// failing endpoint is asked once, with its retries, for every waiter).
+    failure: Option<(SecretError, f64)>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<SlotState>>;
+
+/// How long a failed token request is the answer for every caller, before one asks again.
+pub const FAILURE_MEMORY_SECONDS: f64 = 5.0;
 
 pub struct TokenCache {
     provider: Box<dyn Provider>,
@@ -520,7 +615,9 @@ impl TokenCache {
     }
 
     /// A fresh token for `resource`. `stale`: the token the caller was just refused with; a
-    /// new one is fetched unless another caller has already replaced it.
+    /// new one is fetched unless another caller has already replaced it. One request (with
+    /// its retries) at a time per (resource, tenant): its waiters take its token, or its
+    /// failure for `FAILURE_MEMORY_SECONDS`.
     pub async fn get(
         &self,
         http: &Http,
@@ -530,7 +627,6 @@ impl TokenCache {
         stale: Option<&Arc<Token>>,
     ) -> Result<Arc<Token>, SecretError> {
         let slot = self.slot(resource, tenant);
-        // One fetch at a time per (resource, tenant): the waiters find its token.
         let mut guard = match tokio::time::timeout_at(deadline, slot.lock()).await {
             Ok(g) => g,
             Err(_) => {
@@ -540,20 +636,31 @@ impl TokenCache {
                 ))
             }
         };
-        if let Some(t) = guard.as_ref() {
+        let now = SystemClock.now();
+        if let Some(t) = guard.token.as_ref() {
             let refused = stale.is_some_and(|s| Arc::ptr_eq(s, t));
-            if !refused && t.fresh(SystemClock.now()) {
+            if !refused && t.fresh(now) {
                 return Ok(t.clone());
             }
         }
+        if let Some((err, until)) = &guard.failure {
+            if now < *until {
+                return Err(err.clone());
+            }
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let token = Arc::new(
-            self.provider
-                .fetch(http, resource, tenant, deadline)
-                .await?,
-        );
-        *guard = Some(token.clone());
-        Ok(token)
+        match self.provider.fetch(http, resource, tenant, deadline).await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                guard.token = Some(token.clone());
+                guard.failure = None;
+                Ok(token)
+            }
+            Err(err) => {
+                guard.failure = Some((err.clone(), SystemClock.now() + FAILURE_MEMORY_SECONDS));
+                Err(err)
+            }
+        }
     }
 }
 

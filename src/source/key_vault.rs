@@ -365,7 +365,10 @@ impl KeyVaultSource {
                     refused.as_ref(),
                 )
                 .await
-                .map_err(with_key)?;
+                .map_err(|e| match refused {
+                    Some(_) => crate::identity::after_refusal(&what, e),
+                    None => with_key(e),
+                })?;
             let mut call = Call::get(url.clone());
             call.bearer = Some(&token.value);
             let reply = self.http.send(&call, deadline, &what).await?;

@@ -218,7 +218,12 @@ impl RetailServerSource {
                 .tokens
                 .get(&self.http, RESOURCE, None, deadline, refused.as_ref())
                 .await
-                .map_err(with_key)?;
+                .map_err(|e| match refused {
+                    // The store said 401: whatever keeps us from a fresh token, the answer
+                    // stays UNAUTHORIZED (never a stale value after a 401).
+                    Some(_) => crate::identity::after_refusal(&what, e),
+                    None => with_key(e),
+                })?;
             let mut call = Call::get(url.clone());
             call.headers.push(("oun", self.oun.clone()));
             call.headers.push(("accept", "application/json".into()));
