@@ -562,6 +562,18 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_a_configuration_shows_no_secret() {
+        let c = cfg(
+            json!({"secrets": {"k": "SENTINEL-MEMORY-VALUE"}, "clientSecret": "SENTINEL-CLIENT-SECRET"}),
+            &[("IDENTITY_HEADER", "SENTINEL-HEADER"), ("MSI_SECRET", "SENTINEL-MSI")],
+        )
+        .unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("SENTINEL"), "{shown}");
+        assert!(shown.contains("\"k\""), "the key name is shown");
+    }
+
+    #[test]
     fn auto_rules_in_order() {
         let c = cfg(
             json!({}),

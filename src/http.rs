@@ -124,6 +124,15 @@ pub struct Call<'a> {
     pub max_attempts: u32,
 }
 
+/// A form may carry a client secret or a client assertion: wiped when the call is dropped.
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if let Some(form) = &mut self.form {
+            zeroize::Zeroize::zeroize(form);
+        }
+    }
+}
+
 impl<'a> Call<'a> {
     pub fn get(url: Url) -> Self {
         Call {
@@ -143,6 +152,13 @@ pub struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+}
+
+/// A body may hold a secret or a token: wiped when the reply is dropped.
+impl Drop for Reply {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
 }
 
 impl Reply {
@@ -318,6 +334,7 @@ impl Http {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        zeroize::Zeroize::zeroize(&mut body);
                         return Err(Fault::TooLarge);
                     }
                     body.extend_from_slice(&chunk);

@@ -117,8 +117,8 @@ fn number_or_string(v: Option<&Value>) -> Option<f64> {
 /// A token reply of any of the shapes protocol.md lists: `expires_on` as epoch seconds
 /// (string or number) or App Service's date string, or `expires_in` (string or number).
 pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|_| "the token reply is not JSON".to_owned())?;
+    let v = crate::secret::WipedJson::parse(body)
+        .map_err(|_| "the token reply is not JSON".to_owned())?;
     let token = match v.get("access_token") {
         // A bearer token is visible ASCII: CR/LF or anything else could not go in a header
         // (and would be the endpoint's fault, not the caller's).

@@ -142,6 +142,38 @@ pub fn scrub(text: String) -> String {
     text
 }
 
+/// A parsed JSON reply that may hold a secret (a value, a token): its strings are wiped when
+/// it is dropped.
+pub struct WipedJson(pub serde_json::Value);
+
+impl WipedJson {
+    pub fn parse(bytes: &[u8]) -> Result<WipedJson, serde_json::Error> {
+        serde_json::from_slice(bytes).map(WipedJson)
+    }
+}
+
+fn wipe_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe_json),
+        serde_json::Value::Object(m) => m.values_mut().for_each(wipe_json),
+        _ => {}
+    }
+}
+
+impl Drop for WipedJson {
+    fn drop(&mut self) {
+        wipe_json(&mut self.0);
+    }
+}
+
+impl std::ops::Deref for WipedJson {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
 /// What a source hands back for one key.
 #[derive(Debug)]
 pub struct Secret {

@@ -197,7 +197,7 @@ fn map_reply(key: &str, vault: &str, reply: &Reply, now: f64) -> Result<Secret, 
         Err(SecretError::new(code, format!("secret '{key}' in {vault}: {m}")).with_status(status))
     };
     if reply.ok() {
-        let v: Value = match serde_json::from_slice(&reply.body) {
+        let v = match crate::secret::WipedJson::parse(&reply.body) {
             Ok(v) => v,
             Err(_) => return err(ErrorCode::BadResponse, "the reply is not JSON".into()),
         };
@@ -372,6 +372,7 @@ impl KeyVaultSource {
             let mut call = Call::get(url.clone());
             call.bearer = Some(&token.value);
             let reply = self.http.send(&call, deadline, &what).await?;
+            drop(call);
             if reply.status == 401 && refused.is_none() {
                 // The token or the challenge changed (e.g. a tenant move): learn again, once.
                 if let Ok(c) = self.learn(vault, &reply, key) {

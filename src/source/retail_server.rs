@@ -138,7 +138,7 @@ fn map_reply(key: &str, what: &str, reply: Reply) -> Result<Secret, SecretError>
             )
             .with_status(status)
         };
-        let v: Value = serde_json::from_slice(&reply.body).map_err(|_| bad())?;
+        let v = crate::secret::WipedJson::parse(&reply.body).map_err(|_| bad())?;
         return match v.get("value") {
             Some(Value::String(s)) => Ok(Secret::new(s.clone())),
             _ => Err(bad()),
@@ -229,6 +229,7 @@ impl RetailServerSource {
             call.headers.push(("accept", "application/json".into()));
             call.bearer = Some(&token.value);
             let reply = self.http.send(&call, deadline, &what).await?;
+            drop(call);
             if reply.status == 401 && refused.is_none() {
                 // The token may have been revoked or rotated early: one fresh token, one retry.
                 refused = Some(token);
