@@ -13,6 +13,9 @@
 //   * every removal or replacement in the cache moves a change counter, which this layer
 //     reads from shared memory (a Float64Array over the cache's own) before every hit; when
 //     it moved, a sync call lists what was removed, and the mirror drops it before answering.
+//   * the time an answer may be reused until (refresh-ahead, expiry less a margin) is kept by
+//     a timer in the addon, which moves the same counter when it comes: the hit path reads no
+//     clock.
 //   So the mirror never answers an entry the cache dropped, and holds a subset of the
 //   cache's entries (never more than maxEntries). Hits answered here are reported back
 //   (`touched`) so the cache's LRU order stays true.
@@ -59,7 +62,6 @@ class Slot {
       reply.code === undefined ? reply.value : { code: reply.code, message: reply.message, status: reply.status }
     this.id = reply.id
     this.expiresOn = reply.expiresOn
-    this.until = reply.freshUntilMs
     this.stamp = reply.stamp // the cache entry this answer came from
     this.epoch = -1 // not yet reported as touched
   }
@@ -183,7 +185,9 @@ class SecretManager {
       slot = this._hot.get(secretKey)
     }
     // Only a string key with a string url can be in the mirror: the checks come after it.
-    if (slot !== undefined && Date.now() < slot.until) {
+    // No clock here (Date.now() alone would double the cost of a hit): the cache's timer moves
+    // the change counter when a slot's refresh or expiry time comes (see the top of the file).
+    if (slot !== undefined) {
       this._hits++
       if (slot.epoch !== this._epoch) {
         slot.epoch = this._epoch

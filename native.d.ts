@@ -158,4 +158,6 @@ export interface TestControl {
   /** An error code the key should fail with; '' clears it. */
   fault?: string
   delayMs?: number
+  /** Move the cache's clock forward by this many milliseconds (the JS side moves Date). */
+  advanceMs?: number
 }

@@ -6,7 +6,7 @@ const diagnostics = require('node:diagnostics_channel')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { SecretManager } = require('..')
-const { control: controlOf, URL, until, sleep } = require('./helpers')
+const { control: controlOf, fakeClock, URL, until, sleep } = require('./helpers')
 
 function manager(options = {}, secrets = { k: 'v1' }) {
   const events = []
@@ -69,16 +69,39 @@ test.each(['UNAVAILABLE', 'THROTTLED', 'TIMEOUT'])(
   },
 )
 
-test('stale-if-error ends after staleIfErrorSeconds', async () => {
-  const { m, control } = manager({ cache: { refreshAfterSeconds: 0.01, maxAgeSeconds: 0.03, staleIfErrorSeconds: 0.05 } })
-  await m.getSecretValue('k', URL)
-  control({ key: 'k', fault: 'UNAVAILABLE' })
-  await sleep(40)
-  expect((await m.getSecretValue('k', URL)).value).toBe('v1')
-  await sleep(60)
-  const r = await m.getSecretValue('k', URL)
-  expect(r.error.code).toBe('UNAVAILABLE')
-  expect(r.value).toBe('')
+test('stale-if-error ends after staleIfErrorSeconds (injected clock)', async () => {
+  const clock = fakeClock()
+  try {
+    const { m, control } = manager({ cache: { refreshAfterSeconds: 10, maxAgeSeconds: 30, staleIfErrorSeconds: 50 } })
+    await m.getSecretValue('k', URL)
+    control({ key: 'k', fault: 'UNAVAILABLE' })
+    clock.advance(40000, m) // past maxAge, within the stale window
+    expect((await m.getSecretValue('k', URL)).value).toBe('v1')
+    clock.advance(45000, m) // 85 s: past maxAge + staleIfErrorSeconds
+    const r = await m.getSecretValue('k', URL)
+    expect(r.error.code).toBe('UNAVAILABLE')
+    expect(r.value).toBe('')
+  } finally {
+    clock.restore()
+  }
+})
+
+test('the mirror stops answering at the refresh time, with no clock on the hit path (injected clock)', async () => {
+  const clock = fakeClock()
+  try {
+    const { m, reads, control } = manager({ cache: { refreshAfterSeconds: 100 } })
+    expect((await m.getSecretValue('k', URL)).value).toBe('v1')
+    control({ key: 'k', value: 'v2' })
+    clock.advance(50000, m)
+    expect((await m.getSecretValue('k', URL)).value).toBe('v1') // fresh: the mirror answers
+    expect(reads()).toBe(1)
+    clock.advance(60000, m) // past the refresh time: the cache's timer moved the counter
+    expect((await m.getSecretValue('k', URL)).value).toBe('v1') // served at once, refresh started
+    await until(async () => (await m.getSecretValue('k', URL)).value === 'v2')
+    expect(reads()).toBe(2)
+  } finally {
+    clock.restore()
+  }
 })
 
 test.each(['UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND'])(
@@ -111,17 +134,23 @@ test('a failed background refresh keeps serving the good value until expiry', as
   expect((await m.getSecretValue('k', URL)).value).toBe('v1')
 })
 
-test('NOT_FOUND is remembered for negativeTtlSeconds', async () => {
-  const { m, control, reads } = manager({ cache: { negativeTtlSeconds: 0.1 } }, {})
-  expect((await m.getSecretValue('k', URL)).error.code).toBe('NOT_FOUND')
-  control({ key: 'k', value: 'arrived' })
-  const again = await m.getSecretValue('k', URL)
-  expect(again.error.code).toBe('NOT_FOUND')
-  expect(again.error).toBeInstanceOf(Error)
-  expect(reads()).toBe(1)
-  await sleep(120)
-  expect((await m.getSecretValue('k', URL)).value).toBe('arrived')
-  expect(reads()).toBe(2)
+test('NOT_FOUND is remembered for negativeTtlSeconds (injected clock)', async () => {
+  const clock = fakeClock()
+  try {
+    const { m, control, reads } = manager({ cache: { negativeTtlSeconds: 5 } }, {})
+    expect((await m.getSecretValue('k', URL)).error.code).toBe('NOT_FOUND')
+    control({ key: 'k', value: 'arrived' })
+    clock.advance(4000, m)
+    const again = await m.getSecretValue('k', URL)
+    expect(again.error.code).toBe('NOT_FOUND')
+    expect(again.error).toBeInstanceOf(Error)
+    expect(reads()).toBe(1)
+    clock.advance(2000, m)
+    expect((await m.getSecretValue('k', URL)).value).toBe('arrived')
+    expect(reads()).toBe(2)
+  } finally {
+    clock.restore()
+  }
 })
 
 test('past maxEntries the least recently used key is evicted, with an evict event', async () => {

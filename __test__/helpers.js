@@ -39,12 +39,14 @@ async function inDir(dir, fn) {
 }
 
 // Poll until check() is truthy (bounded), for effects that land after a background step.
-async function until(check, { timeoutMs = 2000, stepMs = 5 } = {}) {
-  const end = Date.now() + timeoutMs
+// Wide bound for a loaded CI machine; measured on the monotonic clock (Date may be faked).
+async function until(check, { timeoutMs = 10000, stepMs = 5 } = {}) {
+  const { performance } = require('node:perf_hooks')
+  const end = performance.now() + timeoutMs
   for (;;) {
     const v = await check()
     if (v) return v
-    if (Date.now() > end) throw new Error('condition not met in time')
+    if (performance.now() > end) throw new Error('condition not met in time')
     await sleep(stepMs)
   }
 }
@@ -88,4 +90,23 @@ function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-module.exports = { control, INTERNALS, URL, tempDir, inDir, until, sleep, isolateEnv, runCli }
+// An injected clock: Date (faked by Jest; timers stay real) and the addon's cache clock move
+// together, so policy times are tested without sleeping through them.
+function fakeClock() {
+  jest.useFakeTimers({
+    doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'requestAnimationFrame', 'cancelAnimationFrame',
+      'requestIdleCallback', 'cancelIdleCallback', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval',
+      'setTimeout', 'clearTimeout'],
+  })
+  return {
+    advance(ms, ...managers) {
+      jest.setSystemTime(Date.now() + ms)
+      for (const m of managers) control(m, { advanceMs: ms })
+    },
+    restore() {
+      jest.useRealTimers()
+    },
+  }
+}
+
+module.exports = { control, fakeClock, INTERNALS, URL, tempDir, inDir, until, sleep, isolateEnv, runCli }

@@ -16,7 +16,8 @@ use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};
 use lru::LruCache;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,25 @@ pub trait Clock: Send + Sync {
 }
 
 pub struct SystemClock;
+
+/// The system clock moved by an offset that tests set (the addon's `testControl`, never the
+/// public API): the cache's policy times are then tested without sleeping through them.
+#[derive(Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> f64 {
+        SystemClock.now() + self.offset_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
 
 impl Clock for SystemClock {
     fn now(&self) -> f64 {
@@ -254,6 +274,18 @@ pub struct MirrorSync {
     pub events: Vec<BackgroundEvent>,
 }
 
+/// The mirror stops answering a value this long before its hard expiry: the drop is made by
+/// a timer, which may fire a little late; this keeps even a late one before the expiry.
+pub const MIRROR_MARGIN: f64 = 0.25;
+
+/// Until when the mirror may answer an entry: before refresh-ahead is due and before expiry.
+fn mirror_until(e: &Entry) -> f64 {
+    match e.value {
+        Cached::Missing(_) => e.expires_at,
+        Cached::Good { .. } => e.refresh_at.min(e.expires_at - MIRROR_MARGIN),
+    }
+}
+
 /// The longest change log kept for the mirror; past it the mirror is told to start over.
 const LOG_CAP: usize = 4096;
 const EVENTS_CAP: usize = 1024;
@@ -270,6 +302,9 @@ struct Inner {
     log_floor: u64,
     changes: u64,
     events: Vec<BackgroundEvent>,
+    /// When the mirror must stop answering a key (unix ms, cache key): the timer task logs a
+    /// change for each as it comes due, so the mirror needs no clock on its hit path.
+    due: BinaryHeap<Reverse<(u64, Box<str>)>>,
     stats: Stats,
     closed: bool,
 }
@@ -290,10 +325,12 @@ pub struct Cache {
     jitter: Box<dyn Fn() -> f64 + Send + Sync>,
     inner: Mutex<Inner>,
     cell: Arc<ChangeCell>,
+    /// Wakes the timer task when an earlier due time is scheduled (or on close).
+    pub wake: tokio::sync::Notify,
 }
 
 /// A factor in [0.9, 1.1): cheap, unpredictable enough to spread fleets apart.
-fn default_jitter() -> f64 {
+pub fn default_jitter() -> f64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
     if x == 0 {
@@ -365,15 +402,21 @@ impl Cache {
                 log_floor: 0,
                 changes: 0,
                 events: Vec::new(),
+                due: BinaryHeap::new(),
                 stats: Stats::default(),
                 closed: false,
             }),
             cell: Arc::new(ChangeCell(AtomicU64::new(0f64.to_bits()))),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    pub fn clock_ref(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// The change counter the JS mirror reads (see `ChangeCell`).
@@ -432,7 +475,7 @@ impl Cache {
                     entry.retry_at = now + self.policy.retry_backoff();
                     reply.refresh = true;
                 } else {
-                    reply.fresh_until = entry.refresh_at.min(entry.expires_at);
+                    reply.fresh_until = mirror_until(entry).max(0.0);
                 }
                 Some(reply)
             }
@@ -647,7 +690,7 @@ impl Cache {
                 let mut stamp = 0;
                 if store && expires_at > now {
                     let refresh_at = now + self.policy.refresh_after * (self.jitter)();
-                    fresh_until = refresh_at.min(expires_at);
+                    fresh_until = refresh_at.min(expires_at - MIRROR_MARGIN).max(0.0);
                     stamp = flight_id as u32;
                     let replaced = g.entries.put(
                         key.into(),
@@ -738,6 +781,46 @@ impl Cache {
         }
     }
 
+    /// The mirror may answer `key` until `until` (unix seconds): schedule its drop then.
+    pub fn schedule(&self, key: &str, until: f64) {
+        if !(until > 0.0) {
+            return;
+        }
+        let ms = (until * 1000.0).ceil().min(u64::MAX as f64) as u64;
+        let mut g = self.lock();
+        if g.closed {
+            return;
+        }
+        let earliest = g.due.peek().is_none_or(|Reverse((d, _))| ms < *d);
+        g.due.push(Reverse((ms, key.into())));
+        drop(g);
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The next scheduled drop (unix seconds), if any.
+    pub fn next_due(&self) -> Option<f64> {
+        self.lock()
+            .due
+            .peek()
+            .map(|Reverse((d, _))| *d as f64 / 1000.0)
+    }
+
+    /// Log a change for every scheduled drop that has come due; how many.
+    pub fn expire_due(&self) -> usize {
+        let now_ms = (self.clock.now() * 1000.0).max(0.0) as u64;
+        let mut g = self.lock();
+        let mut n = 0;
+        while g.due.peek().is_some_and(|Reverse((d, _))| *d <= now_ms) {
+            if let Some(Reverse((_, key))) = g.due.pop() {
+                g.changed(Some(&key), &self.cell);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Move the change counter (the JS layer checks at start that it sees the shared memory).
     pub fn bump(&self) -> u64 {
         let mut g = self.lock();
@@ -786,6 +869,9 @@ impl Cache {
             g.remove(&k, &self.cell);
         }
         g.events.clear();
+        g.due.clear();
+        drop(g);
+        self.wake.notify_one();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -987,8 +1073,8 @@ mod tests {
         *store.exp.lock().unwrap() = Some(t0 + 20.0);
         assert_eq!(
             cache.fetch("e", Mode::Get, store.start()).await.fresh_until,
-            t0 + 20.0,
-            "the store's expiry first"
+            t0 + 20.0 - MIRROR_MARGIN,
+            "the store's expiry first (less the mirror's margin)"
         );
         clock.advance(150.0);
         let due = cache.lookup("k").unwrap();

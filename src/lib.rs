@@ -128,6 +128,8 @@ pub struct TestControl {
     /// An error code the key should fail with; '' clears it.
     pub fault: Option<String>,
     pub delay_ms: Option<f64>,
+    /// Move the cache's clock forward by this many milliseconds (the JS side moves Date).
+    pub advance_ms: Option<f64>,
 }
 
 fn event_name(e: Event) -> &'static str {
@@ -425,6 +427,13 @@ impl NativeManager {
 #[napi]
 pub fn test_control(manager: &NativeManager, control: TestControl) -> Result<f64> {
     let this = manager;
+    if let Some(ms) = control.advance_ms.filter(|ms| ms.is_finite()) {
+        this.inner.clock.advance_ms(ms.clamp(-1e12, 1e12) as i64);
+        this.inner.cache.expire_due();
+        if this.inner.memory.is_none() {
+            return Ok(0.0);
+        }
+    }
 
     let m = this
         .inner

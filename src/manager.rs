@@ -20,12 +20,39 @@ pub struct Manager {
     pub config: Config,
     pub source: Arc<dyn Source>,
     pub cache: Arc<Cache>,
+    /// The cache's clock: the system clock, which tests may move forward (`testControl`).
+    pub clock: Arc<crate::cache::OffsetClock>,
     pub timeout: Duration,
     closed: AtomicBool,
     pub local: Option<Arc<LocalSource>>,
     pub memory: Option<Arc<MemorySource>>,
     /// The HTTP layer and token cache of the remote sources.
     pub remote: Option<(Arc<Http>, Arc<TokenCache>)>,
+}
+
+/// The mirror's clock, so that its hit path needs none: sleeps until the next scheduled drop
+/// (`Cache::schedule`) and logs it as a change, which the mirror sees on its next call. A tokio
+/// task: Node does not wait for it. Ends when the cache is gone or closed.
+async fn mirror_timer(cache: std::sync::Weak<Cache>) {
+    loop {
+        let Some(c) = cache.upgrade() else { return };
+        if c.is_closed() {
+            return;
+        }
+        c.expire_due();
+        let now = c.clock_ref().now();
+        let wait = match c.next_due() {
+            Some(due) => time::secs((due - now).max(0.0))
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(60)),
+            None => Duration::from_secs(60),
+        };
+        // A schedule made since `next_due` left a permit in `wake`: no drop is missed.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = c.wake.notified() => {}
+        }
+    }
 }
 
 /// Sources read in-process (local) keep the platform's `expiresOn: 1`: not for callers to cache.
@@ -96,8 +123,18 @@ impl Manager {
             }
         };
         let timeout = time::millis(config.timeout_ms).unwrap_or(Duration::from_secs(10));
+        let clock = Arc::new(crate::cache::OffsetClock::default());
+        let cache = Arc::new(Cache::with_clock(
+            config.policy.clone(),
+            clock.clone(),
+            Box::new(crate::cache::default_jitter),
+        ));
+        if config.policy.enabled {
+            napi::bindgen_prelude::spawn(mirror_timer(Arc::downgrade(&cache)));
+        }
         Manager {
-            cache: Arc::new(Cache::new(config.policy.clone())),
+            cache,
+            clock,
             config,
             source,
             timeout,
@@ -160,6 +197,7 @@ impl Manager {
         }
         let ck = self.cache_key(key, url);
         let mut reply = self.cache.lookup(&ck)?;
+        self.cache.schedule(&ck, reply.fresh_until);
         if reply.refresh {
             reply.refresh = false;
             let this = Arc::clone(self);
@@ -194,7 +232,8 @@ impl Manager {
         let ck = self.cache_key(&key, &url);
         let (source, timeout, kind) = (self.source.clone(), self.timeout, self.source.kind());
         let timeout_ms = self.config.timeout_ms;
-        self.cache
+        let reply = self
+            .cache
             .fetch(&ck, mode, move || {
                 let k = key.clone();
                 Box::pin(async move {
@@ -212,7 +251,9 @@ impl Manager {
                     }
                 })
             })
-            .await
+            .await;
+        self.cache.schedule(&ck, reply.fresh_until);
+        reply
     }
 
     /// Wipes cached values and cancels every flight: their callers answer CLOSED at once.
