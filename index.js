@@ -13,9 +13,9 @@
 //   * every removal or replacement in the cache moves a change counter, which this layer
 //     reads from shared memory (a Float64Array over the cache's own) before every hit; when
 //     it moved, a sync call lists what was removed, and the mirror drops it before answering.
-//   * the time an answer may be reused until (refresh-ahead, expiry less a margin) is kept by
-//     a timer in the addon, which moves the same counter when it comes: the hit path reads no
-//     clock.
+//   * the time an answer may be reused until (refresh-ahead, expiry less a margin) is kept in
+//     a min-heap here; at every sync the addon is told the earliest, and its timer moves the
+//     same counter then: the hit path reads no clock.
 //   So the mirror never answers an entry the cache dropped, and holds a subset of the
 //   cache's entries (never more than maxEntries). Hits answered here are reported back
 //   (`touched`) so the cache's LRU order stays true.
@@ -54,16 +54,51 @@ function environment() {
   return env
 }
 
+// Slot times are kept relative to this (ms), so they stay small integers (no boxed doubles).
+const BASE_MS = Date.now() - 1000
+
+// A binary min-heap of slots by `until`: the mirror's own schedule of when answers stop being
+// good. Slots dropped for other reasons stay in it until their time (then they are skipped).
+function heapPush(heap, slot) {
+  let i = heap.push(slot) - 1
+  while (i > 0) {
+    const p = (i - 1) >> 1
+    if (heap[p].until <= slot.until) break
+    heap[i] = heap[p]
+    i = p
+  }
+  heap[i] = slot
+}
+
+function heapPop(heap) {
+  const top = heap[0]
+  const last = heap.pop()
+  if (heap.length > 0) {
+    let i = 0
+    for (;;) {
+      const l = 2 * i + 1
+      if (l >= heap.length) break
+      const c = l + 1 < heap.length && heap[l + 1].until < heap[l].until ? l + 1 : l
+      if (heap[c].until >= last.until) break
+      heap[i] = heap[c]
+      i = c
+    }
+    heap[i] = last
+  }
+  return top
+}
+
 // One mirrored answer. A class, so every slot has one small fixed shape (there may be many).
 class Slot {
-  constructor(reply) {
+  constructor(reply, cacheKey) {
     // The value, or for a remembered failure (a cached NOT_FOUND) an object describing it.
     this.value =
       reply.code === undefined ? reply.value : { code: reply.code, message: reply.message, status: reply.status }
     this.id = reply.id
     this.expiresOn = reply.expiresOn
-    this.stamp = reply.stamp // the cache entry this answer came from
+    this.until = reply.freshUntilMs - BASE_MS // when it stops being good (ms after BASE_MS)
     this.epoch = -1 // not yet reported as touched
+    this.cacheKey = cacheKey
   }
 }
 
@@ -100,6 +135,7 @@ class SecretManager {
     this._hot = new Map()
     this._lastUrl = undefined
     this._lastMap = undefined
+    this._due = [] // min-heap of slots by `until`
     this._touched = [] // cache keys answered from the mirror since the last fetch
     this._epoch = 0
     this._hits = 0
@@ -256,6 +292,7 @@ class SecretManager {
     this._closed = true
     if (this._native !== undefined) this._native.close()
     this._hot.clear()
+    this._due = []
     this._lastUrl = undefined
     this._lastMap = undefined
     this._touched = []
@@ -326,10 +363,16 @@ class SecretManager {
   // what background refreshes found, and say whether the entry of `cacheKey` with `stamp` is
   // still current. Runs on this thread, so what the mirror holds after it is in the cache.
   _sync(cacheKey, stamp) {
-    const s = this._native.sync(this._seen, cacheKey === undefined ? null : cacheKey, stamp)
+    // Answers whose time has come leave first; the cache's timer is then set for the next.
+    const due = this._due
+    const now = Date.now() - BASE_MS
+    while (due.length > 0 && due[0].until <= now) this._dropSlot(heapPop(due))
+    const wake = due.length > 0 ? due[0].until + BASE_MS : 0
+    const s = this._native.sync(this._seen, cacheKey === undefined ? null : cacheKey, stamp, wake)
     this._seen = s.changes
     if (s.removed === undefined || s.removed === null) {
       this._hot.clear()
+      this._due = []
       this._lastUrl = undefined
       this._lastMap = undefined
     } else {
@@ -343,12 +386,21 @@ class SecretManager {
     return s.current
   }
 
+  // Drop a slot whose time has come, if the mirror still holds that very slot.
+  _dropSlot(slot) {
+    const parts = splitCacheKey(slot.cacheKey)
+    const map = this._keyedByUrl ? this._hot.get(parts.url) : this._hot
+    if (map !== undefined && map.get(parts.key) === slot) this._mirrorDelete(parts.url, parts.key)
+  }
+
   // Apply a reply to the mirror, emit its events, and make the caller's ISecretValue.
   _settle(reply, secretKey, url, why) {
     const cacheKey = this._keyedByUrl ? url + SEP + secretKey : secretKey
     const current = this._closed ? false : this._sync(cacheKey, reply.stamp)
     if (current && this._mirror && reply.freshUntilMs > Date.now()) {
-      this._mirrorGet(url, secretKey).set(secretKey, new Slot(reply))
+      const slot = new Slot(reply, cacheKey)
+      this._mirrorGet(url, secretKey).set(secretKey, slot)
+      heapPush(this._due, slot)
     } else {
       this._mirrorDelete(url, secretKey)
     }

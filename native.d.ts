@@ -23,7 +23,7 @@ export declare class NativeManager {
    * Bring the JS mirror up to date (see `Cache::sync`): keys removed or replaced since change
    * `seen`, whether `cacheKey`'s entry with `stamp` is still current, background events.
    */
-  sync(seen: number, cacheKey: string | undefined | null, stamp: number): NativeSync
+  sync(seen: number, cacheKey: string | undefined | null, stamp: number, wakeMs: number): NativeSync
   /**
    * The synchronous path: an answer now (a cache hit, an in-process source, a bad
    * argument, closed), or null when the caller must `fetch`. A hit that finds

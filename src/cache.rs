@@ -16,8 +16,7 @@ use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};
 use lru::LruCache;
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -302,9 +301,10 @@ struct Inner {
     log_floor: u64,
     changes: u64,
     events: Vec<BackgroundEvent>,
-    /// When the mirror must stop answering a key (unix ms, cache key): the timer task logs a
-    /// change for each as it comes due, so the mirror needs no clock on its hit path.
-    due: BinaryHeap<Reverse<(u64, Box<str>)>>,
+    /// When the mirror's earliest answer must stop being given (unix ms; 0: none), as the
+    /// mirror said at its last sync: the timer task moves the change counter then, so the
+    /// mirror needs no clock on its hit path.
+    wake_at_ms: u64,
     stats: Stats,
     closed: bool,
 }
@@ -402,7 +402,7 @@ impl Cache {
                 log_floor: 0,
                 changes: 0,
                 events: Vec::new(),
-                due: BinaryHeap::new(),
+                wake_at_ms: 0,
                 stats: Stats::default(),
                 closed: false,
             }),
@@ -756,7 +756,9 @@ impl Cache {
     /// the entry of `key` with `stamp` is still current, and the background events. Called on
     /// the mirror's own thread, so after it the mirror holds nothing the cache has dropped; any
     /// later drop moves the change counter, which the mirror checks before every hit.
-    pub fn sync(&self, seen: u64, key: Option<&str>, stamp: u64) -> MirrorSync {
+    /// `wake_ms`: the earliest time (unix ms, 0: none) one of the mirror's answers stops being
+    /// good; with the entry asked about, if current, the timer is set for the earlier of both.
+    pub fn sync(&self, seen: u64, key: Option<&str>, stamp: u64, wake_ms: f64) -> MirrorSync {
         let mut g = self.lock();
         let since = g.log.iter().filter(|(n, _, _)| *n > seen);
         let evicted = since.clone().filter(|e| e.2).map(|e| e.1.clone()).collect();
@@ -765,13 +767,30 @@ impl Cache {
         } else {
             Some(since.map(|e| e.1.clone()).collect())
         };
-        let current = !g.closed
-            && stamp != 0
-            && key.is_some_and(|k| {
-                g.entries
-                    .peek(k)
-                    .is_some_and(|e| u64::from(e.stamp) == stamp)
-            });
+        let now = self.clock.now();
+        let current_until = if g.closed || stamp == 0 {
+            None
+        } else {
+            key.and_then(|k| g.entries.peek(k))
+                .filter(|e| u64::from(e.stamp) == stamp)
+                .map(mirror_until)
+                .filter(|until| now < *until)
+        };
+        let current = current_until.is_some();
+        let mut wake = if wake_ms.is_finite() && wake_ms > 0.0 {
+            wake_ms.min(u64::MAX as f64) as u64
+        } else {
+            0
+        };
+        if let Some(until) = current_until {
+            let ms = (until * 1000.0).ceil().min(u64::MAX as f64) as u64;
+            wake = if wake == 0 { ms } else { wake.min(ms) };
+        }
+        let earlier = wake != 0 && (g.wake_at_ms == 0 || wake < g.wake_at_ms);
+        g.wake_at_ms = wake;
+        if earlier {
+            self.wake.notify_one();
+        }
         MirrorSync {
             changes: g.changes,
             removed,
@@ -781,44 +800,23 @@ impl Cache {
         }
     }
 
-    /// The mirror may answer `key` until `until` (unix seconds): schedule its drop then.
-    pub fn schedule(&self, key: &str, until: f64) {
-        if !(until > 0.0) {
-            return;
-        }
-        let ms = (until * 1000.0).ceil().min(u64::MAX as f64) as u64;
-        let mut g = self.lock();
-        if g.closed {
-            return;
-        }
-        let earliest = g.due.peek().is_none_or(|Reverse((d, _))| ms < *d);
-        g.due.push(Reverse((ms, key.into())));
-        drop(g);
-        if earliest {
-            self.wake.notify_one();
-        }
+    /// When the timer should next move the change counter (unix seconds), if at all.
+    pub fn wake_at(&self) -> Option<f64> {
+        let g = self.lock();
+        (g.wake_at_ms > 0).then(|| g.wake_at_ms as f64 / 1000.0)
     }
 
-    /// The next scheduled drop (unix seconds), if any.
-    pub fn next_due(&self) -> Option<f64> {
-        self.lock()
-            .due
-            .peek()
-            .map(|Reverse((d, _))| *d as f64 / 1000.0)
-    }
-
-    /// Log a change for every scheduled drop that has come due; how many.
-    pub fn expire_due(&self) -> usize {
+    /// The wake time has come: move the change counter (the mirror drops what is due at its
+    /// next call and says when to wake next). Whether it had come.
+    pub fn wake_if_due(&self) -> bool {
         let now_ms = (self.clock.now() * 1000.0).max(0.0) as u64;
         let mut g = self.lock();
-        let mut n = 0;
-        while g.due.peek().is_some_and(|Reverse((d, _))| *d <= now_ms) {
-            if let Some(Reverse((_, key))) = g.due.pop() {
-                g.changed(Some(&key), &self.cell);
-                n += 1;
-            }
+        if g.wake_at_ms == 0 || g.wake_at_ms > now_ms {
+            return false;
         }
-        n
+        g.wake_at_ms = 0;
+        g.changed(None, &self.cell);
+        true
     }
 
     /// Move the change counter (the JS layer checks at start that it sees the shared memory).
@@ -869,7 +867,7 @@ impl Cache {
             g.remove(&k, &self.cell);
         }
         g.events.clear();
-        g.due.clear();
+        g.wake_at_ms = 0;
         drop(g);
         self.wake.notify_one();
     }
@@ -972,7 +970,7 @@ mod tests {
 
     fn removed_since(cache: &Cache, seen: u64) -> Vec<String> {
         cache
-            .sync(seen, None, 0)
+            .sync(seen, None, 0, 0.0)
             .removed
             .unwrap()
             .into_iter()
@@ -1286,7 +1284,7 @@ mod tests {
         cache.lookup("a"); // a is now more recent than b
         cache.fetch("c", Mode::Get, store.start()).await;
         assert_eq!(removed_since(&cache, 0), ["b"]);
-        let seen = cache.sync(0, None, 0).changes;
+        let seen = cache.sync(0, None, 0, 0.0).changes;
         assert!(removed_since(&cache, seen).is_empty(), "reported once");
         assert!(
             cache.lookup("a").is_some()
@@ -1489,10 +1487,10 @@ mod tests {
         let store = Store::new("v");
         let a = cache.fetch("a", Mode::Get, store.start()).await;
         assert!(a.stamp != 0);
-        let s0 = cache.sync(0, Some("a"), a.stamp);
+        let s0 = cache.sync(0, Some("a"), a.stamp, 0.0);
         assert!(s0.current);
         let b = cache.fetch("b", Mode::Get, store.start()).await;
-        let s1 = cache.sync(s0.changes, Some("a"), a.stamp);
+        let s1 = cache.sync(s0.changes, Some("a"), a.stamp, 0.0);
         assert!(!s1.current, "a was evicted");
         assert_eq!(s1.removed.unwrap(), vec![Box::<str>::from("a")]);
         assert_eq!(s1.evicted, vec![Box::<str>::from("a")]);
@@ -1504,10 +1502,10 @@ mod tests {
         );
         // A refresh replaces b: its old stamp is no longer current, and the change is logged.
         let b2 = cache.fetch("b", Mode::Refresh, store.start()).await;
-        let s2 = cache.sync(s1.changes, Some("b"), b.stamp);
+        let s2 = cache.sync(s1.changes, Some("b"), b.stamp, 0.0);
         assert!(!s2.current);
         assert_eq!(s2.removed.unwrap(), vec![Box::<str>::from("b")]);
-        assert!(cache.sync(s2.changes, Some("b"), b2.stamp).current);
+        assert!(cache.sync(s2.changes, Some("b"), b2.stamp, 0.0).current);
     }
 
     #[tokio::test]
@@ -1522,7 +1520,34 @@ mod tests {
                 .fetch(&format!("k{i}"), Mode::Get, store.start())
                 .await;
         }
-        assert!(cache.sync(0, None, 0).removed.is_none());
+        assert!(cache.sync(0, None, 0, 0.0).removed.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_timer_wakes_at_the_earliest_answer_the_mirror_holds() {
+        let (cache, clock) = cache_with(policy());
+        let store = Store::new("v");
+        let t0 = clock.now();
+        let a = cache.fetch("a", Mode::Get, store.start()).await;
+        // The mirror holds nothing yet and says so; with `a` current, the wake is a's time.
+        let s = cache.sync(0, Some("a"), a.stamp, 0.0);
+        assert!(s.current);
+        assert_eq!(
+            cache.wake_at(),
+            Some(((t0 + 100.0) * 1000.0).ceil() / 1000.0)
+        );
+        // The mirror's own earliest time, when earlier, wins.
+        cache.sync(s.changes, None, 0, (t0 + 50.0) * 1000.0);
+        assert_eq!(cache.wake_at(), Some(t0 + 50.0));
+        assert!(!cache.wake_if_due(), "not yet");
+        let before = cache.change_cell().get();
+        clock.advance(60.0);
+        assert!(cache.wake_if_due());
+        assert_eq!(cache.change_cell().get(), before + 1, "the counter moved");
+        assert_eq!(cache.wake_at(), None);
+        // Past its mirror time, an entry is no longer current for the mirror.
+        clock.advance(50.0);
+        assert!(!cache.sync(0, Some("a"), a.stamp, 0.0).current);
     }
 
     #[test]

@@ -236,11 +236,16 @@ impl NativeManager {
     /// Bring the JS mirror up to date (see `Cache::sync`): keys removed or replaced since change
     /// `seen`, whether `cacheKey`'s entry with `stamp` is still current, background events.
     #[napi]
-    pub fn sync(&self, seen: f64, cache_key: Option<String>, stamp: f64) -> NativeSync {
+    pub fn sync(
+        &self,
+        seen: f64,
+        cache_key: Option<String>,
+        stamp: f64,
+        wake_ms: f64,
+    ) -> NativeSync {
         let s = self
             .inner
-            .cache
-            .sync(seen as u64, cache_key.as_deref(), stamp as u64);
+            .sync(seen as u64, cache_key.as_deref(), stamp as u64, wake_ms);
         NativeSync {
             changes: s.changes as f64,
             removed: s.removed.map(|r| r.into_iter().map(String::from).collect()),
@@ -429,7 +434,7 @@ pub fn test_control(manager: &NativeManager, control: TestControl) -> Result<f64
     let this = manager;
     if let Some(ms) = control.advance_ms.filter(|ms| ms.is_finite()) {
         this.inner.clock.advance_ms(ms.clamp(-1e12, 1e12) as i64);
-        this.inner.cache.expire_due();
+        this.inner.cache.wake_if_due();
         if this.inner.memory.is_none() {
             return Ok(0.0);
         }

@@ -24,6 +24,7 @@ pub struct Manager {
     pub clock: Arc<crate::cache::OffsetClock>,
     pub timeout: Duration,
     closed: AtomicBool,
+    timer_started: AtomicBool,
     pub local: Option<Arc<LocalSource>>,
     pub memory: Option<Arc<MemorySource>>,
     /// The HTTP layer and token cache of the remote sources.
@@ -39,15 +40,15 @@ async fn mirror_timer(cache: std::sync::Weak<Cache>) {
         if c.is_closed() {
             return;
         }
-        c.expire_due();
+        c.wake_if_due();
         let now = c.clock_ref().now();
-        let wait = match c.next_due() {
-            Some(due) => time::secs((due - now).max(0.0))
+        let wait = match c.wake_at() {
+            Some(at) => time::secs((at - now).max(0.0))
                 .unwrap_or(Duration::ZERO)
                 .min(Duration::from_secs(60)),
             None => Duration::from_secs(60),
         };
-        // A schedule made since `next_due` left a permit in `wake`: no drop is missed.
+        // A sync that set an earlier time since `wake_at` left a permit in `wake`.
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = c.wake.notified() => {}
@@ -129,9 +130,6 @@ impl Manager {
             clock.clone(),
             Box::new(crate::cache::default_jitter),
         ));
-        if config.policy.enabled {
-            napi::bindgen_prelude::spawn(mirror_timer(Arc::downgrade(&cache)));
-        }
         Manager {
             cache,
             clock,
@@ -139,6 +137,7 @@ impl Manager {
             source,
             timeout,
             closed: AtomicBool::new(false),
+            timer_started: AtomicBool::new(false),
             local,
             memory,
             remote,
@@ -197,7 +196,6 @@ impl Manager {
         }
         let ck = self.cache_key(key, url);
         let mut reply = self.cache.lookup(&ck)?;
-        self.cache.schedule(&ck, reply.fresh_until);
         if reply.refresh {
             reply.refresh = false;
             let this = Arc::clone(self);
@@ -232,8 +230,7 @@ impl Manager {
         let ck = self.cache_key(&key, &url);
         let (source, timeout, kind) = (self.source.clone(), self.timeout, self.source.kind());
         let timeout_ms = self.config.timeout_ms;
-        let reply = self
-            .cache
+        self.cache
             .fetch(&ck, mode, move || {
                 let k = key.clone();
                 Box::pin(async move {
@@ -251,9 +248,23 @@ impl Manager {
                     }
                 })
             })
-            .await;
-        self.cache.schedule(&ck, reply.fresh_until);
-        reply
+            .await
+    }
+
+    /// The mirror's sync (see `Cache::sync`); starts the mirror's timer the first time it has
+    /// something to wait for.
+    pub fn sync(
+        &self,
+        seen: u64,
+        key: Option<&str>,
+        stamp: u64,
+        wake_ms: f64,
+    ) -> crate::cache::MirrorSync {
+        let s = self.cache.sync(seen, key, stamp, wake_ms);
+        if self.cache.wake_at().is_some() && !self.timer_started.swap(true, Ordering::AcqRel) {
+            napi::bindgen_prelude::spawn(mirror_timer(Arc::downgrade(&self.cache)));
+        }
+        s
     }
 
     /// Wipes cached values and cancels every flight: their callers answer CLOSED at once.
