@@ -91,10 +91,14 @@ function heapPop(heap) {
 // One mirrored answer. A class, so every slot has one small fixed shape (there may be many).
 class Slot {
   constructor(reply, cacheKey) {
-    // The value, or for a remembered failure (a cached NOT_FOUND) an object describing it.
+    // The value as a string; with an id, { value, id } (rare: one field less per slot); for a
+    // remembered failure (a cached NOT_FOUND), { code, message, status }.
     this.value =
-      reply.code === undefined ? reply.value : { code: reply.code, message: reply.message, status: reply.status }
-    this.id = reply.id
+      reply.code !== undefined
+        ? { code: reply.code, message: reply.message, status: reply.status }
+        : reply.id === undefined || reply.id === null
+          ? reply.value
+          : { value: reply.value, id: reply.id }
     this.expiresOn = reply.expiresOn
     this.until = reply.freshUntilMs - BASE_MS // when it stops being good (ms after BASE_MS)
     this.epoch = -1 // not yet reported as touched
@@ -227,15 +231,20 @@ class SecretManager {
       this._hits++
       if (slot.epoch !== this._epoch) {
         slot.epoch = this._epoch
-        this._touched.push(this._keyedByUrl ? baseRetailServerUrl + SEP + secretKey : secretKey)
+        this._touched.push(slot.cacheKey)
       }
-      if (typeof slot.value === 'string') {
+      const v = slot.value
+      if (typeof v === 'string' || v.code === undefined) {
         if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
-        return Promise.resolve(new SecretValue(slot.value, slot.id, undefined, slot.expiresOn))
+        return Promise.resolve(
+          typeof v === 'string'
+            ? new SecretValue(v, undefined, undefined, slot.expiresOn)
+            : new SecretValue(v.value, v.id, undefined, slot.expiresOn),
+        )
       }
       // A remembered failure (NOT_FOUND): an error event, as when the addon answers it.
-      this._emit('error', secretKey, undefined, slot.value.code)
-      return Promise.resolve(failure(slot.value.code, slot.value.message, secretKey, slot.value.status, slot.expiresOn))
+      this._emit('error', secretKey, undefined, v.code)
+      return Promise.resolve(failure(v.code, v.message, secretKey, v.status, slot.expiresOn))
     }
     const bad = argumentFailure(secretKey, baseRetailServerUrl)
     if (bad !== undefined) return Promise.resolve(bad)
