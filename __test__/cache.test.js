@@ -233,13 +233,13 @@ test('cache: false goes upstream every time but still shares one request among c
 })
 
 test('the deadline: a store slower than timeoutMs answers TIMEOUT', async () => {
-  const { m, control } = manager({ timeoutMs: 30 })
-  control({ delayMs: 500 })
+  const { m, control } = manager({ timeoutMs: 100 })
+  control({ delayMs: 8000 })
   const started = Date.now()
   const r = await m.getSecretValue('k', URL)
   expect(r.error.code).toBe('TIMEOUT')
-  expect(r.error.message).toMatch(/within 30 ms/)
-  expect(Date.now() - started).toBeLessThan(400)
+  expect(r.error.message).toMatch(/within 100 ms/)
+  expect(Date.now() - started).toBeLessThan(5000) // the store alone takes 8 s; wide for a loaded CI
 })
 
 test('events go to onEvent and diagnostics_channel, never carry a value, and a throwing listener is harmless', async () => {
