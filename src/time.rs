@@ -10,7 +10,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Seconds (finite, >= 0) as a Duration, capped at `MAX_WAIT`; `None` for NaN or negatives.
 pub fn secs(x: f64) -> Option<Duration> {
-    if !(x >= 0.0) {
+    if x.is_nan() || x < 0.0 {
         return None;
     }
     Some(Duration::try_from_secs_f64(x).map_or(MAX_WAIT, |d| d.min(MAX_WAIT)))
