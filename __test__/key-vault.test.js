@@ -233,3 +233,22 @@ describe('the command line in key-vault mode', () => {
     expect(r.code).toBe(0)
   })
 })
+
+test('a vault that echoes the bearer token in its error text: the message has [redacted], never the token', async () => {
+  const echoing = await startServer()
+  closers.push(echoing)
+  echoing.setDefault((req, res) => {
+    const auth = req.headers.authorization
+    if (!auth) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer authorization="https://login.microsoftonline.com/tenant-x", resource="https://vault.azure.net"' })
+      return res.end(JSON.stringify({ error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }))
+    }
+    res.writeHead(403, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ error: { code: 'Forbidden', message: `Caller with token ${auth.slice(7)} has no get permission` } }))
+  })
+  const r = await manager({ vaultUrls: [echoing.url] }).getSecretValue('db-password', '')
+  expect(r.error.code).toBe('FORBIDDEN')
+  expect(r.error.message).toMatch(/Caller with token \[redacted\] has no get permission/)
+  const shown = [r.error.message, r.error.stack, require('node:util').inspect(r, { depth: 5 }), JSON.stringify(r)].join('\n')
+  expect(shown).not.toMatch(/SENTINEL-AAD-TOKEN/)
+})
