@@ -23,7 +23,11 @@ const PACKAGE = 'commerce-secret-manager'
 function libc() {
   if (process.platform !== 'linux') return ''
   try {
-    const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null
+    let report = null
+    if (process.report && typeof process.report.getReport === 'function') {
+      process.report.excludeNetwork = true // no host name look-ups while making the report
+      report = process.report.getReport()
+    }
     if (report && report.header && report.header.glibcVersionRuntime) return 'gnu'
     if (report && Array.isArray(report.sharedObjects)) {
       if (report.sharedObjects.some((f) => f.indexOf('musl') >= 0)) return 'musl'

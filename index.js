@@ -183,6 +183,12 @@ class SecretManager {
     const probed = native.probeCounter()
     this._mirror = this._counter[0] === probed
     this._seen = probed
+    if (!this._mirror) {
+      // The runtime copied the buffer: no mirror, and no sync on the way in (every call asks
+      // the addon, and its reply path syncs).
+      this._counter = NO_COUNTER
+      this._seen = 0
+    }
   }
 
   // The default instance builds itself from the environment on first use. False (and the
@@ -395,6 +401,25 @@ class SecretManager {
     return s.current
   }
 
+  _mirrorSize() {
+    if (!this._keyedByUrl) return this._hot.size
+    let n = 0
+    this._hot.forEach((map) => {
+      n += map.size
+    })
+    return n
+  }
+
+  _rebuildDue() {
+    const live = this._due.filter((slot) => {
+      const parts = splitCacheKey(slot.cacheKey)
+      const map = this._keyedByUrl ? this._hot.get(parts.url) : this._hot
+      return map !== undefined && map.get(parts.key) === slot
+    })
+    live.sort((a, b) => a.until - b.until) // a sorted array is a heap
+    this._due = live
+  }
+
   // Drop a slot whose time has come, if the mirror still holds that very slot.
   _dropSlot(slot) {
     const parts = splitCacheKey(slot.cacheKey)
@@ -410,6 +435,9 @@ class SecretManager {
       const slot = new Slot(reply, cacheKey)
       this._mirrorGet(url, secretKey).set(secretKey, slot)
       heapPush(this._due, slot)
+      // Slots replaced or dropped early stay in the heap until their time; when they are most
+      // of it (an app that invalidates a lot), keep only the live ones.
+      if (this._due.length > 1024 && this._due.length > 4 * this._mirrorSize()) this._rebuildDue()
     } else {
       this._mirrorDelete(url, secretKey)
     }

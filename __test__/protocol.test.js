@@ -143,3 +143,13 @@ test('nothing of the library keeps a finished script alive: not a refresh-ahead,
   expect(r.status).toBe(0)
   expect(Date.now() - started).toBeLessThan(6000) // the refresh alone would take 8 s
 })
+
+test('an app that invalidates all the time does not grow the mirror\'s schedule without bound', async () => {
+  const m = manager({}, { a: 'a1' })
+  for (let i = 0; i < 5000; i++) {
+    await m.getSecretValue('a', URL)
+    m.invalidate('a')
+  }
+  expect(m._due.length).toBeLessThanOrEqual(1025)
+  expect((await m.getSecretValue('a', URL)).value).toBe('a1')
+})
