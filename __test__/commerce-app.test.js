@@ -51,6 +51,19 @@ beforeAll(() => {
   const pkgDir = path.join(app, 'node_modules', 'commerce-secret-manager')
   fs.mkdirSync(pkgDir, { recursive: true })
   expect(run('tar', ['xzf', tgz, '-C', pkgDir, '--strip-components=1']).status).toBe(0)
+  // The main tarball has no binary: the platform package (npm/<platform>/, here with the binary
+  // this checkout built) is installed beside it, as npm does with optionalDependencies.
+  const binary = fs.readdirSync(root).find((f) => /^commerce-secret-manager\..*\.node$/.test(f))
+  const platform = binary.split('.')[1]
+  const staged = path.join(work, `platform-${platform}`)
+  fs.cpSync(path.join(root, 'npm', platform), staged, { recursive: true })
+  fs.copyFileSync(path.join(root, binary), path.join(staged, binary))
+  const platformPacked = run('npm', ['pack', '--silent', '--pack-destination', work], { cwd: staged })
+  expect(platformPacked.status).toBe(0)
+  const platformDir = path.join(app, 'node_modules', `commerce-secret-manager-${platform}`)
+  fs.mkdirSync(platformDir, { recursive: true })
+  const platformTgz = path.join(work, platformPacked.stdout.trim().split('\n').pop())
+  expect(run('tar', ['xzf', platformTgz, '-C', platformDir, '--strip-components=1']).status).toBe(0)
   for (const f of ['src', '__tests__', 'package.json']) fs.cpSync(path.join(example, f), path.join(app, f), { recursive: true })
   fs.mkdirSync(path.join(app, 'secrets'))
   fs.writeFileSync(path.join(app, 'secrets', 'secrets.json'), JSON.stringify({ priceSigningKey: SIGNING_KEY }))
@@ -91,7 +104,10 @@ test('the binary is found beside the bundle, or where COMMERCE_SECRETS_NATIVE_PA
   fs.mkdirSync(path.join(alone, 'secrets'), { recursive: true })
   fs.copyFileSync(path.join(app, 'build', 'server.js'), path.join(alone, 'server.js'))
   fs.copyFileSync(path.join(app, 'secrets', 'secrets.json'), path.join(alone, 'secrets', 'secrets.json'))
-  const pkgDir = path.join(app, 'node_modules', 'commerce-secret-manager')
+  const pkgDir = fs
+    .readdirSync(path.join(app, 'node_modules'))
+    .filter((d) => d.startsWith('commerce-secret-manager-'))
+    .map((d) => path.join(app, 'node_modules', d))[0]
   const binary = fs.readdirSync(pkgDir).find((f) => f.endsWith('.node'))
 
   // No node_modules, no binary: the data action degrades, with the reason in the error.
@@ -116,8 +132,9 @@ test("the app's own Jest test passes under jsdom with the testing entry (browser
   expect(r.status).toBe(0)
 }, 120000)
 
-test('the package tarball ships the entries, the testing entry and no generated loader', () => {
+test('the package tarball ships the entries, the testing entry, no generated loader and no binary', () => {
   const files = fs.readdirSync(path.join(app, 'node_modules', 'commerce-secret-manager'))
   expect(files).toEqual(expect.arrayContaining(['index.js', 'browser.js', 'shared.js', 'binding.js', 'testing.js', 'testing.d.ts']))
   expect(files).not.toContain('native.js')
+  expect(files.filter((f) => f.endsWith('.node'))).toEqual([])
 })
