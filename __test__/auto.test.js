@@ -4,7 +4,7 @@ const path = require('node:path')
 const { SecretManager, createSecretManager } = require('..')
 const { tempDir, inDir, URL, isolateEnv } = require('./helpers')
 
-const VARS = ['NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'COMMERCE_SECRETS_VAULT_URLS', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT']
+const VARS = ['NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'COMMERCE_SECRETS_VAULT_URLS', 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT']
 isolateEnv(VARS)
 let t
 beforeEach(() => {
@@ -42,10 +42,19 @@ test('source key-vault without a vault answers NOT_CONFIGURED saying how to name
   expect(r.error.message).toMatch(/vaultUrls|COMMERCE_SECRETS_VAULT_URLS/)
 })
 
-test('a managed identity wins over vault urls', () => {
+test('explicit beats implicit: vault urls win over the App Service identity App Service always sets', () => {
   process.env.IDENTITY_ENDPOINT = 'http://127.0.0.1:1/'
+  process.env.IDENTITY_HEADER = 'h'
   process.env.COMMERCE_SECRETS_VAULT_URLS = 'https://a.vault.azure.net'
-  expect(new SecretManager().source).toBe('retail-server')
+  expect(new SecretManager().source).toBe('key-vault')
+  delete process.env.COMMERCE_SECRETS_VAULT_URLS
+  expect(new SecretManager({ vaultUrls: ['https://a.vault.azure.net'] }).source).toBe('key-vault')
+  process.env.NODE_ENV = 'development'
+  expect(new SecretManager({ vaultUrls: ['https://a.vault.azure.net'] }).source).toBe('key-vault')
+  expect(new SecretManager({ secretsFile: 'x.json' }).source).toBe('local')
+  expect(new SecretManager({ source: 'retail-server', vaultUrls: ['https://a.vault.azure.net'] }).source).toBe('retail-server')
+  delete process.env.NODE_ENV
+  expect(new SecretManager().source).toBe('retail-server') // nothing explicit: the identity implies Commerce
 })
 
 test('otherwise local when a secrets file exists, else NOT_CONFIGURED with how to configure', async () => {

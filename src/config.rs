@@ -501,11 +501,25 @@ impl Config {
             opt_number(o, "timeoutMs", "timeoutMs", &TIMEOUT_MS)?.unwrap_or(DEFAULT_TIMEOUT_MS);
         let watch = opt_bool(o, "watch")?.unwrap_or(true);
 
-        // The `auto` rules of api.md, plus one: a `secrets` object means the memory source.
+        // The rules of api.md, "explicit beats implicit": the source option, then
+        // COMMERCE_SECRETS_SOURCE; then what an option implies (secrets, vaultUrls, secretsFile);
+        // then COMMERCE_SECRETS_VAULT_URLS; then NODE_ENV=development; then an App Service
+        // identity; then a secrets file that exists.
+        let vault_urls_option = o.get("vaultUrls").is_some_and(|v| !v.is_null());
+        let secrets_file_option = secrets_file.is_some();
         let mut not_configured = None;
         let (source, reason) = match requested {
             Some(k) => (k, format!("{} was chosen by {requested_by}", k.as_str())),
             None if secrets.is_some() => (SourceKind::Memory, "memory: the secrets option was given".to_owned()),
+            None if vault_urls_option && !vault_urls.is_empty() => {
+                (SourceKind::KeyVault, "key-vault: the vaultUrls option was given".to_owned())
+            }
+            None if secrets_file_option => {
+                (SourceKind::Local, "local: the secretsFile option was given".to_owned())
+            }
+            None if !vault_urls.is_empty() => {
+                (SourceKind::KeyVault, "key-vault: COMMERCE_SECRETS_VAULT_URLS is set".to_owned())
+            }
             None if env_get(env, "NODE_ENV") == Some("development") => {
                 (SourceKind::Local, "local: NODE_ENV is development".to_owned())
             }
@@ -513,9 +527,6 @@ impl Config {
                 SourceKind::RetailServer,
                 "retail-server: an App Service managed identity is present (IDENTITY_ENDPOINT or MSI_ENDPOINT)".to_owned(),
             ),
-            None if !vault_urls.is_empty() => {
-                (SourceKind::KeyVault, "key-vault: vault urls are set (vaultUrls or COMMERCE_SECRETS_VAULT_URLS)".to_owned())
-            }
             None => match secrets_files.iter().find(|p| p.is_file()) {
                 Some(p) => (SourceKind::Local, format!("local: the secrets file {} exists", p.display())),
                 None => {
@@ -584,6 +595,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.source, SourceKind::Local);
+        // Explicit beats implicit: vault urls (an option, or their own variable) beat the App
+        // Service identity that App Service always sets.
         let c = cfg(
             json!({}),
             &[
@@ -592,6 +605,33 @@ mod tests {
             ],
         )
         .unwrap();
+        assert_eq!(c.source, SourceKind::KeyVault);
+        let c = cfg(
+            json!({"vaultUrls": ["https://v.vault.azure.net"]}),
+            &[("IDENTITY_ENDPOINT", "http://x"), ("NODE_ENV", "development")],
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceKind::KeyVault);
+        assert!(c.reason.contains("vaultUrls option"), "{}", c.reason);
+        let c = cfg(
+            json!({"secretsFile": "s.json"}),
+            &[("IDENTITY_ENDPOINT", "http://x"), ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net")],
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceKind::Local);
+        let c = cfg(
+            json!({}),
+            &[("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net"), ("NODE_ENV", "development")],
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceKind::KeyVault, "the variable names a source; NODE_ENV only implies one");
+        let c = cfg(
+            json!({"source": "retail-server", "vaultUrls": ["https://v.vault.azure.net"]}),
+            &[("COMMERCE_SECRETS_SOURCE", "local")],
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceKind::RetailServer, "the source option beats everything");
+        let c = cfg(json!({}), &[("IDENTITY_ENDPOINT", "http://x")]).unwrap();
         assert_eq!(c.source, SourceKind::RetailServer);
         let c = cfg(json!({}), &[("MSI_ENDPOINT", "http://x")]).unwrap();
         assert_eq!(c.source, SourceKind::RetailServer);
