@@ -177,9 +177,12 @@ test('a managed identity gets a token for the challenge\'s resource', async () =
   closers.push(identity)
   process.env.IDENTITY_ENDPOINT = identity.endpoint
   process.env.IDENTITY_HEADER = 'h'
+  // DefaultAzureCredential's order: a client secret in the environment comes first.
+  delete process.env.AZURE_CLIENT_SECRET
   const r = await manager({ source: 'key-vault' }).getSecretValue('db-password', '')
   expect(r.value).toBe('SENTINEL-DB')
   expect(identity.requests[0].query.resource).toBe('https://vault.azure.net')
+  expect(aad.requests).toHaveLength(0)
 })
 
 test.each(['has space', 'under_score', 'a'.repeat(128), 'x/y/z', '../etc', 'ünicode'])(
@@ -226,7 +229,7 @@ describe('the command line in key-vault mode', () => {
 
   test('doctor reports the vaults, the challenge tenant and whether a token can be had', async () => {
     const r = await run(['doctor', '--vault-url', vault.url, '--allow-insecure-loopback'])
-    expect(r.out).toMatch(/^source: key-vault\n  why: key-vault: vault urls are set/)
+    expect(r.out).toMatch(/^source: key-vault\n  why: key-vault: the vaultUrls option was given/)
     expect(r.out).toContain(`vaults: ${vault.url}`)
     expect(r.out).toMatch(/challenge tenant tenant-from-challenge, resource https:\/\/vault\.azure\.net; a token was obtained/)
     expect(r.out + r.err).not.toMatch(/SENTINEL/)

@@ -58,6 +58,10 @@ pub const ENV_VARS: &[&str] = &[
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_SECRET",
     "AZURE_AUTHORITY_HOST",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IMDS_ENDPOINT",
+    "IDENTITY_SERVER_THUMBPRINT",
     "AZURE_POD_IDENTITY_AUTHORITY_HOST",
     "DEPLOYMENT_ENV",
     "MSDyn365Commerce_RSVERSION",
@@ -260,6 +264,9 @@ const KNOWN: &[&str] = &[
     "clientId",
     "tenantId",
     "clientSecret",
+    "clientCertificatePath",
+    "federatedTokenFile",
+    "authorityHost",
     "vaultUrls",
     "cache",
     "timeoutMs",
@@ -455,9 +462,14 @@ impl Config {
         }
 
         let identity = opt_string(o, "identity")?.unwrap_or_else(|| "auto".into());
-        if !["auto", "app-service", "imds", "client-secret"].contains(&identity.as_str()) {
+        if !crate::identity::IDENTITY_KINDS.contains(&identity.as_str()) {
             return Err(format!(
-                "option `identity` must be one of 'auto', 'app-service', 'imds', 'client-secret' (got '{}')",
+                "option `identity` must be one of {} (got '{}')",
+                crate::identity::IDENTITY_KINDS
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 identity.escape_debug()
             ));
         }
@@ -477,8 +489,19 @@ impl Config {
             client_secret: opt_string(o, "clientSecret")?
                 .map(SecretString::new)
                 .or_else(|| secret_env("AZURE_CLIENT_SECRET")),
-            authority_host: env_get(env, "AZURE_AUTHORITY_HOST").map(String::from),
+            client_certificate_path: opt_string(o, "clientCertificatePath")?
+                .or_else(|| env_get(env, "AZURE_CLIENT_CERTIFICATE_PATH").map(String::from))
+                .map(|p| cwd.join(p).display().to_string()),
+            federated_token_file: opt_string(o, "federatedTokenFile")?
+                .or_else(|| env_get(env, "AZURE_FEDERATED_TOKEN_FILE").map(String::from))
+                .map(|p| cwd.join(p).display().to_string()),
+            authority_host: opt_string(o, "authorityHost")?
+                .or_else(|| env_get(env, "AZURE_AUTHORITY_HOST").map(String::from)),
             pod_identity_host: env_get(env, "AZURE_POD_IDENTITY_AUTHORITY_HOST").map(String::from),
+            imds_endpoint: env_get(env, "IMDS_ENDPOINT").map(String::from),
+            identity_server_thumbprint: env_get(env, "IDENTITY_SERVER_THUMBPRINT")
+                .map(String::from),
+            path: env.get("PATH").cloned(),
             allow_insecure_loopback,
         };
 
@@ -608,29 +631,46 @@ mod tests {
         assert_eq!(c.source, SourceKind::KeyVault);
         let c = cfg(
             json!({"vaultUrls": ["https://v.vault.azure.net"]}),
-            &[("IDENTITY_ENDPOINT", "http://x"), ("NODE_ENV", "development")],
+            &[
+                ("IDENTITY_ENDPOINT", "http://x"),
+                ("NODE_ENV", "development"),
+            ],
         )
         .unwrap();
         assert_eq!(c.source, SourceKind::KeyVault);
         assert!(c.reason.contains("vaultUrls option"), "{}", c.reason);
         let c = cfg(
             json!({"secretsFile": "s.json"}),
-            &[("IDENTITY_ENDPOINT", "http://x"), ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net")],
+            &[
+                ("IDENTITY_ENDPOINT", "http://x"),
+                ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net"),
+            ],
         )
         .unwrap();
         assert_eq!(c.source, SourceKind::Local);
         let c = cfg(
             json!({}),
-            &[("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net"), ("NODE_ENV", "development")],
+            &[
+                ("COMMERCE_SECRETS_VAULT_URLS", "https://v.vault.azure.net"),
+                ("NODE_ENV", "development"),
+            ],
         )
         .unwrap();
-        assert_eq!(c.source, SourceKind::KeyVault, "the variable names a source; NODE_ENV only implies one");
+        assert_eq!(
+            c.source,
+            SourceKind::KeyVault,
+            "the variable names a source; NODE_ENV only implies one"
+        );
         let c = cfg(
             json!({"source": "retail-server", "vaultUrls": ["https://v.vault.azure.net"]}),
             &[("COMMERCE_SECRETS_SOURCE", "local")],
         )
         .unwrap();
-        assert_eq!(c.source, SourceKind::RetailServer, "the source option beats everything");
+        assert_eq!(
+            c.source,
+            SourceKind::RetailServer,
+            "the source option beats everything"
+        );
         let c = cfg(json!({}), &[("IDENTITY_ENDPOINT", "http://x")]).unwrap();
         assert_eq!(c.source, SourceKind::RetailServer);
         let c = cfg(json!({}), &[("MSI_ENDPOINT", "http://x")]).unwrap();

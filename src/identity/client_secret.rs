@@ -1,6 +1,60 @@
-//! A service principal with a client secret (AAD v2 client credentials).
+//! Service principals against the AAD v2 token endpoint (client credentials): with a client
+//! secret here; `client_certificate.rs` and `workload_identity.rs` send an assertion instead.
 
 use super::*;
+
+/// A POST of client credentials to `{authority}/{tenant}/oauth2/v2.0/token`. `credential` is the
+/// form fragment that proves who the client is (`client_secret=…` or a client assertion); it is
+/// registered for scrubbing and wiped with the form.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn aad_client_credentials(
+    http: &Http,
+    label: &str,
+    authority: &Url,
+    tenant: Option<&str>,
+    client_id: &str,
+    credential: &str,
+    resource: &str,
+    deadline: Instant,
+    allow_insecure_loopback: bool,
+) -> Result<Token, SecretError> {
+    let tenant = tenant.ok_or_else(|| {
+        fail(format!(
+            "{label} identity: no tenant (set tenantId or AZURE_TENANT_ID)"
+        ))
+    })?;
+    if tenant.is_empty()
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(fail(format!(
+            "{label} identity: the tenant is not a tenant id or domain"
+        )));
+    }
+    // A client credential goes only over https (or to loopback when opted in).
+    let secure = authority.scheme() == "https"
+        || (allow_insecure_loopback && is_loopback(authority) && authority.scheme() == "http");
+    if !secure || !authority.username().is_empty() || authority.password().is_some() {
+        return Err(SecretError::new(
+            ErrorCode::HostNotAllowed,
+            format!("{label} identity: the authority {authority} is not https; nothing was sent"),
+        ));
+    }
+    let url = authority
+        .join(&format!("{tenant}/oauth2/v2.0/token"))
+        .map_err(|_| fail(format!("{label} identity: the authority is not a url")))?;
+    let scope = format!("{}/.default", resource.trim_end_matches('/'));
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&{credential}&scope={}",
+        form_encode(client_id),
+        form_encode(&scope)
+    );
+    let mut call = Call::get(url);
+    call.method = Method::POST;
+    call.form = Some(form);
+    token_request(http, call, deadline, "the AAD token endpoint").await
+}
 
 /// A service principal with a client secret (AAD v2, client credentials).
 pub struct ClientSecret {
@@ -27,46 +81,21 @@ impl Provider for ClientSecret {
         deadline: Instant,
     ) -> TokenFuture<'a> {
         Box::pin(async move {
-            let tenant = tenant.or(self.tenant.as_deref()).ok_or_else(|| {
-                fail("client-secret identity: no tenant (set tenantId or AZURE_TENANT_ID)".into())
-            })?;
-            if !tenant
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            {
-                return Err(fail(
-                    "client-secret identity: the tenant is not a tenant id or domain".into(),
-                ));
-            }
-            // The client secret goes only over https (or to loopback when opted in).
-            let secure = self.authority.scheme() == "https"
-                || (self.allow_insecure_loopback
-                    && is_loopback(&self.authority)
-                    && self.authority.scheme() == "http");
-            if !secure || !self.authority.username().is_empty() {
-                return Err(SecretError::new(
-                    ErrorCode::HostNotAllowed,
-                    format!(
-                        "client-secret identity: the authority {} is not https; nothing was sent",
-                        self.authority
-                    ),
-                ));
-            }
-            let url = self
-                .authority
-                .join(&format!("{tenant}/oauth2/v2.0/token"))
-                .map_err(|_| fail("client-secret identity: the authority is not a url".into()))?;
-            let scope = format!("{}/.default", resource.trim_end_matches('/'));
-            let form = format!(
-                "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
-                form_encode(&self.client_id),
-                form_encode(self.secret.expose()),
-                form_encode(&scope)
-            );
-            let mut call = Call::get(url);
-            call.method = Method::POST;
-            call.form = Some(form);
-            token_request(http, call, deadline, "the AAD token endpoint").await
+            let mut credential = format!("client_secret={}", form_encode(self.secret.expose()));
+            let r = aad_client_credentials(
+                http,
+                "client-secret",
+                &self.authority,
+                tenant.or(self.tenant.as_deref()),
+                &self.client_id,
+                &credential,
+                resource,
+                deadline,
+                self.allow_insecure_loopback,
+            )
+            .await;
+            zeroize::Zeroize::zeroize(&mut credential);
+            r
         })
     }
 }

@@ -1,0 +1,174 @@
+//! A service principal with a certificate: a client assertion (a JWT signed RS256 with the
+//! certificate's private key, `x5t` = the certificate's SHA-1 thumbprint) sent to AAD v2.
+//! The PEM file holds the certificate and its RSA private key (PKCS#8 or PKCS#1); it is read
+//! once, when the manager is made.
+
+use super::client_secret::aad_client_credentials;
+use super::*;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+
+pub struct ClientCertificate {
+    pub authority: Url,
+    pub tenant: Option<String>,
+    pub client_id: String,
+    pub path: std::path::PathBuf,
+    key: RsaKeyPair,
+    /// base64url of the SHA-1 of the certificate (DER).
+    x5t: String,
+    pub allow_insecure_loopback: bool,
+}
+
+/// The base64 bodies of the PEM blocks with this label.
+fn pem_blocks(text: &str, label: &str) -> Vec<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(b) = rest.find(&begin) {
+        let after = &rest[b + begin.len()..];
+        let Some(e) = after.find(&end) else { break };
+        let body: String = after[..e].chars().filter(|c| !c.is_whitespace()).collect();
+        if let Ok(der) = STANDARD.decode(body.as_bytes()) {
+            out.push(der);
+        }
+        rest = &after[e + end.len()..];
+    }
+    out
+}
+
+impl ClientCertificate {
+    pub fn load(
+        authority: Url,
+        tenant: Option<String>,
+        client_id: String,
+        path: std::path::PathBuf,
+        allow_insecure_loopback: bool,
+    ) -> Result<Self, String> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| format!("client-certificate: {shown} cannot be read ({})", e.kind()))?;
+        if !meta.is_file() || meta.len() > 1024 * 1024 {
+            return Err(format!(
+                "client-certificate: {shown} is not a PEM file of at most 1 MiB"
+            ));
+        }
+        let mut text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("client-certificate: {shown} cannot be read ({})", e.kind()))?;
+        let certs = pem_blocks(&text, "CERTIFICATE");
+        let mut keys = pem_blocks(&text, "PRIVATE KEY");
+        let mut rsa_keys = pem_blocks(&text, "RSA PRIVATE KEY");
+        zeroize::Zeroize::zeroize(&mut text);
+        let cert = certs
+            .first()
+            .ok_or_else(|| format!("client-certificate: {shown} holds no CERTIFICATE block"))?;
+        let key = if let Some(k) = keys.first() {
+            RsaKeyPair::from_pkcs8(k)
+        } else if let Some(k) = rsa_keys.first() {
+            RsaKeyPair::from_der(k)
+        } else {
+            return Err(format!(
+                "client-certificate: {shown} holds no PRIVATE KEY or RSA PRIVATE KEY block (an encrypted key is not supported)"
+            ));
+        }
+        .map_err(|_| format!("client-certificate: the private key in {shown} is not an RSA key this can sign with"))?;
+        for k in keys.iter_mut().chain(rsa_keys.iter_mut()) {
+            zeroize::Zeroize::zeroize(k);
+        }
+        let thumbprint = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert);
+        Ok(ClientCertificate {
+            authority,
+            tenant,
+            client_id,
+            path,
+            key,
+            x5t: URL_SAFE_NO_PAD.encode(thumbprint.as_ref()),
+            allow_insecure_loopback,
+        })
+    }
+
+    /// The signed client assertion for a token request to `audience`.
+    fn assertion(&self, audience: &str) -> Result<String, SecretError> {
+        let now = SystemClock.now().floor() as i64;
+        let mut jti = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jti)
+            .map_err(|_| fail("client-certificate: no randomness for the assertion id".into()))?;
+        let header = serde_json::json!({ "alg": "RS256", "typ": "JWT", "x5t": self.x5t });
+        let claims = serde_json::json!({
+            "aud": audience, "iss": self.client_id, "sub": self.client_id,
+            "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "nbf": now, "iat": now, "exp": now + 600,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| fail("client-certificate: the assertion could not be signed".into()))?;
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(&signature)
+        ))
+    }
+}
+
+impl Provider for ClientCertificate {
+    fn describe(&self) -> String {
+        format!(
+            "client-certificate (client {}, {} at {})",
+            self.client_id,
+            self.path.display(),
+            self.authority
+        )
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        http: &'a Http,
+        resource: &'a str,
+        tenant: Option<&'a str>,
+        deadline: Instant,
+    ) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let tenant = tenant.or(self.tenant.as_deref());
+            let audience = match tenant {
+                Some(t) => self
+                    .authority
+                    .join(&format!("{t}/oauth2/v2.0/token"))
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let mut assertion = self.assertion(&audience)?;
+            crate::secret::remember_sent(&assertion);
+            let mut credential = format!(
+                "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+                form_encode(&assertion)
+            );
+            let r = aad_client_credentials(
+                http,
+                "client-certificate",
+                &self.authority,
+                tenant,
+                &self.client_id,
+                &credential,
+                resource,
+                deadline,
+                self.allow_insecure_loopback,
+            )
+            .await;
+            zeroize::Zeroize::zeroize(&mut credential);
+            zeroize::Zeroize::zeroize(&mut assertion);
+            r
+        })
+    }
+}

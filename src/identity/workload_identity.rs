@@ -1,0 +1,94 @@
+//! Workload identity (AKS and other federated issuers): the federated token file is read anew
+//! for every token request (the platform rotates it) and sent as a client assertion.
+
+use super::client_secret::aad_client_credentials;
+use super::*;
+
+/// The largest federated token file read.
+const MAX_ASSERTION_BYTES: u64 = 64 * 1024;
+
+pub struct WorkloadIdentity {
+    pub authority: Url,
+    pub tenant: Option<String>,
+    pub client_id: String,
+    pub token_file: std::path::PathBuf,
+    pub allow_insecure_loopback: bool,
+}
+
+impl Provider for WorkloadIdentity {
+    fn describe(&self) -> String {
+        format!(
+            "workload-identity (client {}, token file {}, at {})",
+            self.client_id,
+            self.token_file.display(),
+            self.authority
+        )
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        http: &'a Http,
+        resource: &'a str,
+        tenant: Option<&'a str>,
+        deadline: Instant,
+    ) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let path = self.token_file.clone();
+            let read = tokio::task::spawn_blocking(move || -> Result<String, String> {
+                use std::io::Read;
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| format!("{} cannot be read ({})", path.display(), e.kind()))?;
+                let mut text = String::new();
+                file.take(MAX_ASSERTION_BYTES + 1)
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("{} cannot be read ({})", path.display(), e.kind()))?;
+                if text.len() as u64 > MAX_ASSERTION_BYTES {
+                    return Err(format!("{} is larger than 64 KiB", path.display()));
+                }
+                Ok(text)
+            });
+            let mut assertion = match read.await {
+                Ok(Ok(t)) => t,
+                Ok(Err(why)) => {
+                    return Err(fail(format!(
+                        "workload-identity: the federated token file {why}"
+                    )))
+                }
+                Err(_) => {
+                    return Err(fail(
+                        "workload-identity: the federated token file could not be read".into(),
+                    ))
+                }
+            };
+            let trimmed = assertion.trim().to_owned();
+            zeroize::Zeroize::zeroize(&mut assertion);
+            if trimmed.is_empty() {
+                return Err(fail(format!(
+                    "workload-identity: the federated token file {} is empty",
+                    self.token_file.display()
+                )));
+            }
+            crate::secret::remember_sent(&trimmed);
+            let mut credential = format!(
+                "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+                form_encode(&trimmed)
+            );
+            let r = aad_client_credentials(
+                http,
+                "workload-identity",
+                &self.authority,
+                tenant.or(self.tenant.as_deref()),
+                &self.client_id,
+                &credential,
+                resource,
+                deadline,
+                self.allow_insecure_loopback,
+            )
+            .await;
+            zeroize::Zeroize::zeroize(&mut credential);
+            let mut t = trimmed;
+            zeroize::Zeroize::zeroize(&mut t);
+            r
+        })
+    }
+}
