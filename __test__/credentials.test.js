@@ -1,0 +1,223 @@
+'use strict'
+// Issue 14's credentials through the public surface, against loopback fakes: workload
+// identity, client certificate, Azure CLI and Azure Developer CLI (fake tools on PATH), Cloud
+// Shell, Azure Arc, and the `auto` chain. Every fake checks what it is sent.
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { SecretManager } = require('..')
+const { startServer } = require('./fakes/server')
+const { startRetailServer, RESOURCE } = require('./fakes/azure')
+const { isolateEnv } = require('./helpers')
+
+isolateEnv(['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_CLIENT_ID',
+  'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_CLIENT_CERTIFICATE_PATH',
+  'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'PATH'])
+
+const open = []
+let dir
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csm-cred-'))
+})
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+const track = (x) => {
+  open.push(x)
+  return x
+}
+
+// An AAD v2 token endpoint that records each form and answers a token.
+async function startAad() {
+  const aad = track(await startServer())
+  aad.forms = []
+  aad.setDefault((req, res) => {
+    const form = Object.fromEntries(new URLSearchParams(aad.requests[aad.requests.length - 1].body))
+    aad.forms.push({ path: req.url, form })
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, access_token: `aad-token-${aad.forms.length}` }))
+  })
+  return aad
+}
+
+async function retailManager(options) {
+  const rs = track(await startRetailServer({ k: 'the-value' }))
+  const m = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, ...options }))
+  return { m, rs }
+}
+
+test('workload identity: the federated token file is sent as a client assertion, read anew for every token request', async () => {
+  const aad = await startAad()
+  const tokenFile = path.join(dir, 'azure-identity-token')
+  fs.writeFileSync(tokenFile, 'federated-jwt-ONE\n')
+  const { m, rs } = await retailManager({
+    identity: 'workload-identity', clientId: 'wi-client', tenantId: 'tenant-wi', authorityHost: aad.url, federatedTokenFile: tokenFile,
+  })
+  expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+  expect(aad.forms[0].path).toBe('/tenant-wi/oauth2/v2.0/token')
+  expect(aad.forms[0].form).toEqual({
+    grant_type: 'client_credentials', client_id: 'wi-client', scope: `${RESOURCE}/.default`,
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: 'federated-jwt-ONE',
+  })
+  expect(rs.requests[0].headers.authorization).toBe('Bearer aad-token-1')
+  // The platform rotates the file; the next token request sends the new one.
+  fs.writeFileSync(tokenFile, 'federated-jwt-TWO')
+  rs.setDefault({ status: 401, body: '' })
+  rs.queue({ status: 401, body: '' })
+  await m.refresh('k', rs.url)
+  expect(aad.forms[1].form.client_assertion).toBe('federated-jwt-TWO')
+})
+
+test('client certificate: an RS256 assertion signed with the key, x5t the certificate thumbprint, for this authority', async () => {
+  const keyFile = path.join(dir, 'key.pem')
+  const certFile = path.join(dir, 'cert.pem')
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=csm-test'], { encoding: 'utf8' })
+  expect(r.status).toBe(0)
+  const pemFile = path.join(dir, 'client.pem')
+  fs.writeFileSync(pemFile, fs.readFileSync(certFile, 'utf8') + fs.readFileSync(keyFile, 'utf8'))
+  const aad = await startAad()
+  const { m, rs } = await retailManager({
+    identity: 'client-certificate', clientId: 'cert-client', tenantId: 'tenant-c', authorityHost: aad.url, clientCertificatePath: pemFile,
+  })
+  expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+  const form = aad.forms[0].form
+  expect(form.client_assertion_type).toBe('urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+  expect(form.client_secret).toBeUndefined()
+  const [h, c, sig] = form.client_assertion.split('.')
+  const header = JSON.parse(Buffer.from(h, 'base64url'))
+  const claims = JSON.parse(Buffer.from(c, 'base64url'))
+  const cert = new crypto.X509Certificate(fs.readFileSync(certFile))
+  expect(header).toMatchObject({ alg: 'RS256', typ: 'JWT' })
+  expect(header.x5t).toBe(crypto.createHash('sha1').update(cert.raw).digest('base64url'))
+  expect(claims).toMatchObject({ iss: 'cert-client', sub: 'cert-client', aud: `${aad.url}tenant-c/oauth2/v2.0/token` })
+  expect(claims.exp - claims.nbf).toBe(600)
+  const verified = crypto.verify('RSA-SHA256', Buffer.from(`${h}.${c}`), cert.publicKey, Buffer.from(sig, 'base64url'))
+  expect(verified).toBe(true)
+})
+
+test('client certificate: a file without a key is refused when the manager is made, saying why', async () => {
+  const pemFile = path.join(dir, 'only-cert.pem')
+  fs.writeFileSync(pemFile, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')
+  const { m, rs } = await retailManager({ identity: 'client-certificate', clientId: 'c', tenantId: 't', clientCertificatePath: pemFile })
+  const r = await m.getSecretValue('k', rs.url)
+  expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+  expect(r.error.message).toMatch(/no PRIVATE KEY or RSA PRIVATE KEY block/)
+})
+
+// A fake `az` / `azd` on a PATH of its own: records its arguments, prints a token.
+function fakeTool(name, output, { exit = 0, stderr = '' } = {}) {
+  const bin = path.join(dir, 'bin')
+  fs.mkdirSync(bin, { recursive: true })
+  const log = path.join(dir, `${name}.args`)
+  fs.writeFileSync(
+    path.join(bin, name),
+    `#!/bin/sh\nprintf '%s\\n' "$@" > '${log}'\n${stderr ? `echo '${stderr}' >&2\n` : ''}${output ? `cat <<'EOF'\n${output}\nEOF\n` : ''}exit ${exit}\n`,
+    { mode: 0o755 },
+  )
+  process.env.PATH = `${bin}:/usr/bin:/bin`
+  return () => fs.readFileSync(log, 'utf8').trim().split('\n')
+}
+
+test('azure-cli: az account get-access-token for the resource (no shell), its token used', async () => {
+  const args = fakeTool('az', JSON.stringify({ accessToken: 'az-cli-token', expires_on: Math.floor(Date.now() / 1000) + 3600, tokenType: 'Bearer' }))
+  const { m, rs } = await retailManager({ identity: 'azure-cli', tenantId: 'tenant-az' })
+  expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+  expect(args()).toEqual(['account', 'get-access-token', '--output', 'json', '--resource', RESOURCE, '--tenant', 'tenant-az'])
+  expect(rs.requests[0].headers.authorization).toBe('Bearer az-cli-token')
+})
+
+test('azure-cli: not logged in says to run az login; not installed says so', async () => {
+  fakeTool('az', '', { exit: 1, stderr: "ERROR: Please run 'az login' to setup account." })
+  const { m, rs } = await retailManager({ identity: 'azure-cli' })
+  const r = await m.getSecretValue('k', rs.url)
+  expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+  expect(r.error.message).toMatch(/azure-cli: `az` failed \(run `az login`\)/)
+  process.env.PATH = path.join(dir, 'nothing-here')
+  const m2 = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'azure-cli' }))
+  const r2 = await m2.getSecretValue('k', rs.url)
+  expect(r2.error.message).toMatch(/`az` was not found on PATH; install it and run `az login`/)
+})
+
+test('azure-cli: a tool that hangs is killed at the call\'s deadline (TIMEOUT)', async () => {
+  const bin = path.join(dir, 'bin')
+  fs.mkdirSync(bin, { recursive: true })
+  fs.writeFileSync(path.join(bin, 'az'), '#!/bin/sh\nsleep 30\n', { mode: 0o755 })
+  process.env.PATH = `${bin}:/usr/bin:/bin`
+  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 500 })
+  const started = Date.now()
+  const r = await m.getSecretValue('k', rs.url)
+  expect(r.error.code).toBe('TIMEOUT')
+  expect(Date.now() - started).toBeLessThan(10000)
+})
+
+test('azure-developer-cli: azd auth token with the scope, its token used', async () => {
+  const args = fakeTool('azd', JSON.stringify({ token: 'azd-token', expiresOn: new Date(Date.now() + 3600e3).toISOString() }))
+  const { m, rs } = await retailManager({ identity: 'azure-developer-cli' })
+  expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+  expect(args()).toEqual(['auth', 'token', '--output', 'json', '--scope', `${RESOURCE}/.default`])
+  expect(rs.requests[0].headers.authorization).toBe('Bearer azd-token')
+})
+
+test('Cloud Shell: MSI_ENDPOINT without a secret, a POST with Metadata: true', async () => {
+  const shell = track(await startServer({ status: 200, body: { access_token: 'cloud-shell-token', expires_on: String(Math.floor(Date.now() / 1000) + 3600) } }))
+  process.env.MSI_ENDPOINT = `${shell.url}oauth2/token`
+  const { m, rs } = await retailManager({})
+  expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+  const q = shell.requests[0]
+  expect(q.method).toBe('POST')
+  expect(q.headers.metadata).toBe('true')
+  expect(Object.fromEntries(new URLSearchParams(q.body))).toEqual({ resource: RESOURCE })
+})
+
+const arcDir = '/var/opt/azcmagent/tokens'
+const asRoot = process.platform === 'linux' && typeof process.getuid === 'function' && process.getuid() === 0
+;(asRoot ? test : test.skip)('Azure Arc: the 401 challenge names a key file in the agent folder; its contents authorize the retry', async () => {
+  const created = !fs.existsSync(arcDir)
+  fs.mkdirSync(arcDir, { recursive: true })
+  const keyFile = path.join(arcDir, `csm-test-${process.pid}.key`)
+  fs.writeFileSync(keyFile, 'arc-secret-key')
+  try {
+    const arc = track(await startServer())
+    arc.setDefault((req, res) => {
+      if (req.headers.authorization !== 'Basic arc-secret-key') {
+        res.writeHead(401, { 'www-authenticate': `Basic realm=${keyFile}` })
+        return res.end()
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: 'arc-token', expires_on: String(Math.floor(Date.now() / 1000) + 3600) }))
+    })
+    process.env.IDENTITY_ENDPOINT = `${arc.url}metadata/identity/oauth2/token`
+    process.env.IMDS_ENDPOINT = arc.url
+    const { m, rs } = await retailManager({})
+    expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+    expect(arc.requests).toHaveLength(2)
+    expect(arc.requests[0].query).toEqual({ 'api-version': '2020-06-01', resource: RESOURCE })
+    expect(arc.requests[0].headers.metadata).toBe('true')
+    expect(rs.requests[0].headers.authorization).toBe('Bearer arc-token')
+    // A challenge naming a file elsewhere is not read.
+    arc.setDefault((req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm=/etc/passwd' })
+      res.end()
+    })
+    const m2 = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true }))
+    const r = await m2.getSecretValue('k', rs.url)
+    expect(r.error.message).toMatch(/names a file outside \/var\/opt\/azcmagent\/tokens/)
+  } finally {
+    fs.rmSync(keyFile, { force: true })
+    if (created) fs.rmSync('/var/opt/azcmagent', { recursive: true, force: true })
+  }
+})
+
+test('auto: with no IMDS answering and az logged in, the chain falls through to the Azure CLI and keeps it', async () => {
+  const imds = track(await startServer({ hang: true }))
+  process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = imds.url
+  fakeTool('az', JSON.stringify({ accessToken: 'chained-az-token', expires_on: Math.floor(Date.now() / 1000) + 3600 }))
+  const { m, rs } = await retailManager({ timeoutMs: 20000 })
+  expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+  expect(rs.requests[0].headers.authorization).toBe('Bearer chained-az-token')
+  const d = m[Symbol.for('commerce-secret-manager.internals')]().describe()
+  expect(d.identityProvider).toMatch(/^azure-cli .*the first of the chain that gave a token/)
+})
