@@ -99,3 +99,57 @@ test('usage errors exit 2; --help exits 0', () => {
   expect(bad.code).toBe(2)
   expect(bad.err).toMatch(/`source`/)
 })
+
+test('--version prints the version; --help lists the environment variables read', () => {
+  const v = run(['--version'])
+  expect(v.code).toBe(0)
+  expect(v.out.trim()).toBe(require('../package.json').version)
+  expect(run(['-V']).out.trim()).toBe(require('../package.json').version)
+  const help = run(['--help']).out
+  for (const name of ['COMMERCE_SECRETS_SOURCE', 'COMMERCE_SECRETS_VAULT_URLS', 'COMMERCE_SECRETS_OUN', 'IDENTITY_ENDPOINT',
+    'MSI_ENDPOINT', 'AZURE_CLIENT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_AUTHORITY_HOST',
+    'COMMERCE_SECRETS_NATIVE_PATH', 'NODE_ENV']) {
+    expect(help).toContain(name)
+  }
+})
+
+test('doctor exits non-zero when the secrets file does not parse, and says where', () => {
+  const t = tempDir()
+  try {
+    t.write('secrets/secrets.json', '{ "a": "1", ')
+    t.write('.gitignore', 'secrets/\n')
+    const r = run(['doctor'], { cwd: t.dir, env: { NODE_ENV: 'development' } })
+    expect(r.out).toMatch(/FAULT: LOCAL_FILE_INVALID: .*secrets\.json is not valid JSON: .* at line 1, column/)
+    expect(r.code).toBe(1)
+    t.write('secrets/secrets.json', '{ "a": "SENTINEL-VALUE" }')
+    const ok = run(['doctor'], { cwd: t.dir, env: { NODE_ENV: 'development' } })
+    expect(ok.out).toMatch(/parses: yes, 1 key \(names not shown\)/)
+    expect(ok.out).not.toMatch(/SENTINEL/)
+    expect(ok.code).toBe(0)
+  } finally {
+    t.cleanup()
+  }
+})
+
+test('doctor --offline makes no network request', () => {
+  // An identity endpoint that would be asked for a token: nothing listens there, and with
+  // --offline nothing may try.
+  const r = run(['doctor', '--offline', '--source', 'retail-server'], {
+    env: { IDENTITY_ENDPOINT: 'http://127.0.0.1:9/msi/token/', IDENTITY_HEADER: 'h' },
+  })
+  expect(r.out).toMatch(/token: not checked \(--offline: no network request was made\)/)
+  expect(r.out).not.toMatch(/cannot be had/)
+  expect(r.code).toBe(0)
+})
+
+test('validate with nothing configured explains NOT_CONFIGURED and how to configure a source', () => {
+  const empty = tempDir()
+  try {
+    const r = run(['validate'], { cwd: empty.dir })
+    expect(r.err).toMatch(/^NOT_CONFIGURED: .*Configure one of/)
+    expect(r.err).not.toMatch(/cannot list its keys/)
+    expect(r.code).toBe(1)
+  } finally {
+    empty.cleanup()
+  }
+})

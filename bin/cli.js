@@ -7,6 +7,7 @@
 const fs = require('fs')
 const path = require('path')
 const { spawnSync } = require('child_process')
+const util = require('util')
 const { SecretManager } = require('../index.js')
 
 const INTERNALS = Symbol.for('commerce-secret-manager.internals')
@@ -17,8 +18,10 @@ Commands:
   get KEY [--url URL] [--json]   print one secret's value (or the ISecretValue as JSON)
   validate [KEY...] [--url URL]  fetch each key (default: every key of the local file) and
                                  print "Validation successful" or the error per key
-  doctor                         which source 'auto' picks and why, the secrets file and
-                                 whether secrets/ is git-ignored, identity variables, hosts
+  doctor [--offline]             which source and identity are picked and why, the secrets
+                                 file (and whether it parses, and whether secrets/ is
+                                 git-ignored), identity variables, hosts; then whether a token
+                                 can be had (not with --offline: no network request at all)
 
 Options (every command):
   --source S          auto | local | memory | retail-server | key-vault
@@ -29,58 +32,71 @@ Options (every command):
   --allow-insecure-loopback
                       let a token go over http to loopback (local fakes, tests)
   --json              get: print the whole ISecretValue as JSON
+  -V, --version       the version
   -h, --help          this text
 
-Exit codes: 0 success, 1 a key failed, 2 usage error.`
+Environment variables read:
+  NODE_ENV                         development selects the local source (auto)
+  COMMERCE_SECRETS_SOURCE          the source, as --source
+  COMMERCE_SECRETS_VAULT_URLS      Key Vault urls, comma-separated
+  COMMERCE_SECRETS_OUN             the OUN header for Retail Server
+  COMMERCE_SECRETS_NATIVE_PATH     the addon's .node file, when it is not found by itself
+  COMMERCE_SECRETS_EXTRA_CA_CERTS  extra trusted CA certificates (PEM)
+  MSDyn365Commerce_RSVERSION       Retail Server's version (below 9.24.2: not configured)
+  IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC
+                                   App Service managed identity (and IMDS_ENDPOINT: Azure Arc)
+  MSI_ENDPOINT, MSI_SECRET         legacy App Service managed identity (MSI_ENDPOINT alone:
+                                   Cloud Shell)
+  AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,
+  AZURE_FEDERATED_TOKEN_FILE       service principal, certificate, workload identity
+  AZURE_AUTHORITY_HOST             the cloud's authority (public, China, US Government)
+  AZURE_POD_IDENTITY_AUTHORITY_HOST
+                                   IMDS's address
+  PATH                             where az and azd are looked for
+
+Exit codes: 0 success, 1 a key failed or a check found a fault, 2 usage error.`
 
 class Usage extends Error {}
 
 function parse(argv) {
-  const out = { command: undefined, keys: [], url: '', json: false, options: {}, help: false }
-  const vaults = []
-  const value = (i, flag) => {
-    if (i >= argv.length || argv[i].startsWith('--')) throw new Usage(`${flag} needs a value`)
-    return argv[i]
+  let parsed
+  try {
+    parsed = util.parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+        json: { type: 'boolean' },
+        offline: { type: 'boolean' },
+        'allow-insecure-loopback': { type: 'boolean' },
+        url: { type: 'string' },
+        source: { type: 'string' },
+        'secrets-file': { type: 'string' },
+        'vault-url': { type: 'string', multiple: true },
+        oun: { type: 'string' },
+      },
+    })
+  } catch (e) {
+    throw new Usage(String(e && e.message).replace(/\. To specify a positional argument.*$/, ''))
   }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1
-    const flag = eq > 0 ? a.slice(0, eq) : a
-    const inline = eq > 0 ? a.slice(eq + 1) : undefined
-    const take = () => (inline !== undefined ? inline : value(++i, flag))
-    switch (flag) {
-      case '-h':
-      case '--help':
-        out.help = true
-        break
-      case '--json':
-        out.json = true
-        break
-      case '--allow-insecure-loopback':
-        out.options.allowInsecureLoopback = true
-        break
-      case '--url':
-        out.url = take()
-        break
-      case '--source':
-        out.options.source = take()
-        break
-      case '--secrets-file':
-        out.options.secretsFile = take()
-        break
-      case '--vault-url':
-        vaults.push(take())
-        break
-      case '--oun':
-        out.options.oun = take()
-        break
-      default:
-        if (a.startsWith('-')) throw new Usage(`unknown option ${a}`)
-        if (out.command === undefined) out.command = a
-        else out.keys.push(a)
-    }
+  const v = parsed.values
+  const out = {
+    command: parsed.positionals[0],
+    keys: parsed.positionals.slice(1),
+    url: v.url !== undefined ? v.url : '',
+    json: v.json === true,
+    offline: v.offline === true,
+    help: v.help === true,
+    version: v.version === true,
+    options: {},
   }
-  if (vaults.length > 0) out.options.vaultUrls = vaults
+  if (v['allow-insecure-loopback']) out.options.allowInsecureLoopback = true
+  if (v.source !== undefined) out.options.source = v.source
+  if (v['secrets-file'] !== undefined) out.options.secretsFile = v['secrets-file']
+  if (v['vault-url'] !== undefined) out.options.vaultUrls = v['vault-url']
+  if (v.oun !== undefined) out.options.oun = v.oun
   return out
 }
 
@@ -111,6 +127,11 @@ async function get(manager, args) {
 
 async function validate(manager, args) {
   let keys = args.keys
+  const d = manager[INTERNALS]().describe()
+  if (!d.configured) {
+    complain(`NOT_CONFIGURED: ${d.reason.replace(/^none: /, '')}`)
+    return 1
+  }
   if (keys.length === 0) {
     const listed = manager[INTERNALS]().localKeys()
     if (listed.code !== undefined) {
@@ -159,15 +180,18 @@ const IDENTITY_VARS = [
   'IDENTITY_ENDPOINT',
   'IDENTITY_HEADER',
   'IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC',
+  'IMDS_ENDPOINT',
   'MSI_ENDPOINT',
   'MSI_SECRET',
   'AZURE_CLIENT_ID',
   'AZURE_TENANT_ID',
   'AZURE_CLIENT_SECRET',
+  'AZURE_CLIENT_CERTIFICATE_PATH',
+  'AZURE_FEDERATED_TOKEN_FILE',
   'AZURE_AUTHORITY_HOST',
 ]
 
-async function doctor(manager) {
+async function doctor(manager, args) {
   const internals = manager[INTERNALS]()
   const d = internals.describe()
   let faults = 0
@@ -178,6 +202,15 @@ async function doctor(manager) {
     say(`  looked for: ${d.secretsFiles.join(', ')}`)
     say(`  reload on change: ${d.watch ? 'yes' : 'no'}`)
     if (!d.secretsFileInUse) faults++
+    else {
+      const listed = internals.localKeys()
+      if (listed.code !== undefined) {
+        say(`  FAULT: ${listed.code}: ${listed.message}`)
+        faults++
+      } else {
+        say(`  parses: yes, ${listed.keys.length} key${listed.keys.length === 1 ? '' : 's'} (names not shown)`)
+      }
+    }
   }
   const cwd = process.cwd()
   if (fs.existsSync(path.join(cwd, 'secrets'))) {
@@ -191,7 +224,9 @@ async function doctor(manager) {
   const present = IDENTITY_VARS.filter((v) => typeof process.env[v] === 'string' && process.env[v] !== '')
   say(`identity variables set: ${present.length > 0 ? present.join(', ') : 'none'} (values not shown)`)
   say(`identity: ${d.identity}${d.identityProvider ? ` -> ${d.identityProvider}` : ''}`)
-  if (d.identityProvider && d.configured) {
+  if (d.identityProvider && d.configured && args.offline) {
+    say('token: not checked (--offline: no network request was made)')
+  } else if (d.identityProvider && d.configured) {
     const check = await internals.checkToken()
     if (check.ok) say(`token: ${check.message} (not shown)`)
     else {
@@ -215,6 +250,10 @@ async function main(argv) {
     complain(`${e.message}\n\n${HELP}`)
     return 2
   }
+  if (args.version) {
+    say(require('../package.json').version)
+    return 0
+  }
   if (args.help || args.command === undefined) {
     ;(args.help ? say : complain)(HELP)
     return args.help ? 0 : 2
@@ -233,7 +272,7 @@ async function main(argv) {
   try {
     if (args.command === 'get') return await get(manager, args)
     if (args.command === 'validate') return await validate(manager, args)
-    return await doctor(manager)
+    return await doctor(manager, args)
   } catch (e) {
     if (e instanceof Usage) {
       complain(`${e.message}\n\n${HELP}`)
