@@ -254,3 +254,44 @@ describe('tokens: one request for every waiter, failure included', () => {
     expect((await m.getSecretValue('k', rs.url)).value).toBe('')
   })
 })
+
+describe('network failures read as words a person can act on', () => {
+  test('a TLS certificate from an unknown issuer', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csm-tls-'))
+    try {
+      const key = path.join(dir, 'k.pem')
+      const cert = path.join(dir, 'c.pem')
+      expect(spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key,
+        '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']).status).toBe(0)
+      const server = require('node:https').createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => res.end('{}'))
+      await new Promise((r) => server.listen(0, '127.0.0.1', r))
+      try {
+        process.env.IDENTITY_ENDPOINT = (track(await startIdentity())).endpoint
+        process.env.IDENTITY_HEADER = 'identity-header-value'
+        const m = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true }))
+        const r = await m.getSecretValue('k', `https://127.0.0.1:${server.address().port}/`)
+        expect(r.error.code).toBe('UNAVAILABLE')
+        expect(r.error.message).toMatch(/the TLS certificate of 127\.0\.0\.1 is not trusted: (its issuer is not a trusted CA|it is self-signed)/)
+      } finally {
+        await new Promise((r) => server.close(r))
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('a connection reset', async () => {
+    process.env.IDENTITY_ENDPOINT = (track(await startIdentity())).endpoint
+    process.env.IDENTITY_HEADER = 'identity-header-value'
+    const server = require('node:net').createServer((s) => s.resetAndDestroy())
+    await new Promise((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const m = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true }))
+      const r = await m.getSecretValue('k', `http://127.0.0.1:${server.address().port}/`)
+      expect(r.error.code).toBe('UNAVAILABLE')
+      expect(r.error.message).toMatch(/the connection to 127\.0\.0\.1:\d+ was reset/)
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
+  })
+})

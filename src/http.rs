@@ -211,22 +211,99 @@ pub struct Http {
     pub policy: HostPolicy,
 }
 
-fn describe_transport(e: &reqwest::Error) -> String {
-    // Walk the source chain for an io error kind: the only part worth telling, and safe.
+/// What went wrong on the wire, in words a person can act on, from the HTTP stack's error chain
+/// (its text is only classified, never quoted: it could carry a url).
+fn describe_transport(e: &reqwest::Error, host: &str, place: &str) -> String {
+    let mut texts = Vec::new();
+    let mut kind = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return format!("{:?}", io.kind()).to_lowercase().replace('_', " ");
+            kind = kind.or(Some(io.kind()));
         }
+        texts.push(s.to_string().to_ascii_lowercase());
         source = s.source();
     }
-    if e.is_connect() {
-        "connection failed".into()
-    } else if e.is_body() || e.is_decode() {
-        "the reply was cut short".into()
-    } else {
-        "the request failed".into()
+    classify_transport(
+        &texts.join(" | "),
+        kind,
+        host,
+        place,
+        e.is_body() || e.is_decode(),
+    )
+}
+
+/// `describe_transport` on the chain's text (lower case) and its first io error kind.
+pub fn classify_transport(
+    text: &str,
+    kind: Option<std::io::ErrorKind>,
+    host: &str,
+    place: &str,
+    body: bool,
+) -> String {
+    use std::io::ErrorKind as K;
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if has(&[
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no such host",
+        "nodename nor servname",
+        "temporary failure in name resolution",
+    ]) {
+        return format!(
+            "the DNS lookup of {host} failed (check the host name, and this machine's DNS)"
+        );
     }
+    if has(&[
+        "certificate",
+        "invalidcertificate",
+        "unknownissuer",
+        "notvalidforname",
+    ]) {
+        let reason = if has(&["unknownissuer", "unknown issuer"]) {
+            "its issuer is not a trusted CA (a private CA needs COMMERCE_SECRETS_EXTRA_CA_CERTS)"
+        } else if has(&["notvalidforname", "not valid for name"]) {
+            "it is not valid for this host name"
+        } else if has(&["expired"]) {
+            "it has expired"
+        } else if has(&["causedasendentity", "self-signed", "self signed"]) {
+            "it is self-signed (a CA certificate used as a server's); trust its CA with COMMERCE_SECRETS_EXTRA_CA_CERTS"
+        } else {
+            "it was rejected"
+        };
+        return format!("the TLS certificate of {host} is not trusted: {reason}");
+    }
+    match kind {
+        Some(K::ConnectionRefused) => {
+            format!("{place} refused the connection (nothing listens there?)")
+        }
+        Some(K::ConnectionReset) | Some(K::ConnectionAborted) | Some(K::BrokenPipe) => {
+            format!("the connection to {place} was reset")
+        }
+        Some(K::TimedOut) => format!("connecting to {place} timed out"),
+        Some(K::NetworkUnreachable) | Some(K::HostUnreachable) => {
+            format!("{place} cannot be reached from this machine (no route)")
+        }
+        _ if has(&["connection refused"]) => {
+            format!("{place} refused the connection (nothing listens there?)")
+        }
+        _ if has(&[
+            "reset",
+            "connection closed before message completed",
+            "unexpected eof",
+            "incomplete message",
+        ]) =>
+        {
+            format!("the connection to {place} was reset")
+        }
+        _ if body => format!("the reply from {place} was cut short"),
+        _ => format!("the connection to {place} failed"),
+    }
+}
+
+fn host_of(url: &Url) -> String {
+    url.host_str().unwrap_or("(no host)").to_owned()
 }
 
 fn origin(url: &Url) -> String {
@@ -318,7 +395,11 @@ impl Http {
             if e.is_timeout() {
                 Fault::Timeout
             } else {
-                Fault::Transport(describe_transport(&e))
+                Fault::Transport(describe_transport(
+                    &e,
+                    &host_of(&call.url),
+                    &origin(&call.url),
+                ))
             }
         })?;
         if resp
@@ -341,7 +422,13 @@ impl Http {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => return Err(Fault::Timeout),
-                Err(e) => return Err(Fault::Transport(describe_transport(&e))),
+                Err(e) => {
+                    return Err(Fault::Transport(describe_transport(
+                        &e,
+                        &host_of(&call.url),
+                        &origin(&call.url),
+                    )))
+                }
             }
         }
         Ok(Reply {
@@ -412,8 +499,7 @@ impl Http {
                     ))
                 }
                 Err(Fault::Transport(m)) => {
-                    let err =
-                        SecretError::new(ErrorCode::Unavailable, format!("{what}: {place}: {m}"));
+                    let err = SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}"));
                     (true, None, Err(err))
                 }
                 Ok(reply) => {
@@ -539,5 +625,51 @@ mod tests {
         for attempt in 1..40 {
             assert!(backoff(attempt) <= BACKOFF_CAP);
         }
+    }
+}
+
+#[cfg(test)]
+mod words {
+    use super::classify_transport;
+    use std::io::ErrorKind as K;
+
+    #[test]
+    fn network_failures_in_words() {
+        let c = |t: &str, k| {
+            classify_transport(
+                t,
+                k,
+                "myvault.vault.azure.net",
+                "myvault.vault.azure.net:443",
+                false,
+            )
+        };
+        assert_eq!(
+            c("error sending request | client error (connect) | dns error: failed to lookup address information: name or service not known", None),
+            "the DNS lookup of myvault.vault.azure.net failed (check the host name, and this machine's DNS)"
+        );
+        assert!(
+            c("invalid peer certificate: unknownissuer", None).starts_with(
+                "the TLS certificate of myvault.vault.azure.net is not trusted: its issuer"
+            )
+        );
+        assert!(c("invalid peer certificate: notvalidforname", None)
+            .ends_with("not valid for this host name"));
+        assert_eq!(
+            c("x", Some(K::ConnectionRefused)),
+            "myvault.vault.azure.net:443 refused the connection (nothing listens there?)"
+        );
+        assert_eq!(
+            c("x", Some(K::ConnectionReset)),
+            "the connection to myvault.vault.azure.net:443 was reset"
+        );
+        assert_eq!(
+            c("connection closed before message completed", None),
+            "the connection to myvault.vault.azure.net:443 was reset"
+        );
+        assert_eq!(
+            c("x", None),
+            "the connection to myvault.vault.azure.net:443 failed"
+        );
     }
 }
