@@ -255,3 +255,21 @@ test('a vault that echoes the bearer token in its error text: the message has [r
   const shown = [r.error.message, r.error.stack, require('node:util').inspect(r, { depth: 5 }), JSON.stringify(r)].join('\n')
   expect(shown).not.toMatch(/SENTINEL-AAD-TOKEN/)
 })
+
+test("a challenge whose authority is of another cloud is refused: no token is requested or sent", async () => {
+  const foreign = await startServer()
+  closers.push(foreign)
+  foreign.setDefault((req, res) => {
+    res.writeHead(401, {
+      'content-type': 'application/json',
+      'www-authenticate': 'Bearer authorization="https://login.chinacloudapi.cn/tenant-cn", resource="https://vault.azure.net"',
+    })
+    res.end(JSON.stringify({ error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }))
+  })
+  delete process.env.AZURE_AUTHORITY_HOST // the public cloud
+  const r = await manager({ vaultUrls: [foreign.url] }).getSecretValue('db-password', '')
+  expect(r.error.code).toBe('UNAUTHORIZED')
+  expect(r.error.message).toMatch(/the challenge's authority login\.chinacloudapi\.cn is not of the configured cloud \(public;/)
+  expect(aad.requests).toHaveLength(0)
+  expect(foreign.requests.every((q) => q.headers.authorization === undefined)).toBe(true)
+})

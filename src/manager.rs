@@ -120,6 +120,7 @@ impl Manager {
                     http,
                     tokens,
                     vaults,
+                    authority_host: config.identity.authority_host.clone(),
                 })
             }
         };

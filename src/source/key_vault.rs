@@ -26,6 +26,8 @@ const PUBLIC_RESOURCE: &str = "https://vault.azure.net";
 #[derive(Clone, Debug, PartialEq)]
 pub struct Challenge {
     pub tenant: String,
+    /// The host of the challenge's authority, e.g. `login.microsoftonline.com`.
+    pub authority_host: String,
     /// The token's resource, e.g. `https://vault.azure.net` (scope: resource + `/.default`).
     pub resource: String,
 }
@@ -72,6 +74,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         resource.or_else(|| scope.map(|s| s.trim_end_matches("/.default").to_owned()))?;
     Url::parse(&resource).ok()?;
     Some(Challenge {
+        authority_host: authority.host_str().unwrap_or("").to_ascii_lowercase(),
         tenant,
         resource: resource.trim_end_matches('/').to_owned(),
     })
@@ -171,6 +174,9 @@ pub struct KeyVaultSource {
     pub http: Arc<Http>,
     pub tokens: Arc<TokenCache>,
     pub vaults: Vec<Vault>,
+    /// The configured authority (`authorityHost` / AZURE_AUTHORITY_HOST), if any: a challenge's
+    /// authority must belong to its cloud.
+    pub authority_host: Option<String>,
 }
 
 fn body_error(body: &[u8]) -> (String, String, String) {
@@ -324,6 +330,13 @@ impl KeyVaultSource {
         let c = parse_challenge(header).ok_or_else(|| {
             refuse("the 401 carries no Bearer challenge with an authority and a resource".into())
         })?;
+        if let Err(why) = crate::identity::authority_belongs(
+            self.authority_host.as_deref(),
+            &c.authority_host,
+            self.loopback_allowed(),
+        ) {
+            return Err(refuse(why));
+        }
         if !resource_belongs(&vault.url, &c.resource, self.loopback_allowed()) {
             return Err(refuse(format!(
                 "the challenge asks a token for {}, which is not this vault's domain",
@@ -533,6 +546,7 @@ mod tests {
             c,
             Challenge {
                 tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+                authority_host: "login.microsoftonline.com".into(),
                 resource: "https://vault.azure.net".into()
             }
         );
