@@ -14,7 +14,7 @@ const { isolateEnv } = require('./helpers')
 
 isolateEnv(['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_CLIENT_ID',
   'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_CLIENT_CERTIFICATE_PATH',
-  'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'PATH'])
+  'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'COMMERCE_SECRETS_VAULT_URLS', 'NODE_ENV', 'COMMERCE_SECRETS_SOURCE', 'PATH', 'IDENTITY_SERVER_THUMBPRINT'])
 
 const open = []
 let dir
@@ -220,4 +220,41 @@ test('auto: with no IMDS answering and az logged in, the chain falls through to 
   expect(rs.requests[0].headers.authorization).toBe('Bearer chained-az-token')
   const d = m[Symbol.for('commerce-secret-manager.internals')]().describe()
   expect(d.identityProvider).toMatch(/^azure-cli .*the first of the chain that gave a token/)
+})
+
+test('Service Fabric: the endpoint\'s self-signed certificate is trusted by its thumbprint only; the secret header goes nowhere else', async () => {
+  const keyFile = path.join(dir, 'sf-key.pem')
+  const certFile = path.join(dir, 'sf-cert.pem')
+  expect(spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile,
+    '-out', certFile, '-days', '1', '-subj', '/CN=service-fabric-node']).status).toBe(0)
+  const seen = []
+  const server = require('node:https').createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, (req, res) => {
+    seen.push({ url: req.url, secret: req.headers.secret })
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ access_token: 'sf-token', expires_on: String(Math.floor(Date.now() / 1000) + 3600), token_type: 'Bearer' }))
+  })
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  try {
+    const thumbprint = new crypto.X509Certificate(fs.readFileSync(certFile)).fingerprint.replace(/:/g, '')
+    process.env.IDENTITY_ENDPOINT = `https://127.0.0.1:${server.address().port}/metadata/identity/oauth2/token`
+    process.env.IDENTITY_HEADER = 'sf-identity-header'
+    process.env.IDENTITY_SERVER_THUMBPRINT = thumbprint
+    const { m, rs } = await retailManager({})
+    expect((await m.getSecretValue('k', rs.url)).value).toBe('the-value')
+    expect(seen).toHaveLength(1)
+    const q = new URL(seen[0].url, 'https://x')
+    expect(Object.fromEntries(q.searchParams)).toEqual({ 'api-version': '2019-07-01-preview', resource: RESOURCE })
+    expect(seen[0].secret).toBe('sf-identity-header')
+    expect(rs.requests[0].headers.authorization).toBe('Bearer sf-token')
+    // Another thumbprint: the handshake fails, and nothing is sent.
+    process.env.IDENTITY_SERVER_THUMBPRINT = '00'.repeat(20)
+    const m2 = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true }))
+    const r = await m2.getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(r.error.message).toMatch(/TLS certificate of 127\.0\.0\.1 is not trusted/)
+    expect(seen).toHaveLength(1)
+  } finally {
+    delete process.env.IDENTITY_SERVER_THUMBPRINT
+    await new Promise((r) => server.close(r))
+  }
 })

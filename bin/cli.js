@@ -43,8 +43,9 @@ Environment variables read:
   COMMERCE_SECRETS_NATIVE_PATH     the addon's .node file, when it is not found by itself
   COMMERCE_SECRETS_EXTRA_CA_CERTS  extra trusted CA certificates (PEM)
   MSDyn365Commerce_RSVERSION       Retail Server's version (below 9.24.2: not configured)
-  IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC
-                                   App Service managed identity (and IMDS_ENDPOINT: Azure Arc)
+  IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC, IDENTITY_SERVER_THUMBPRINT
+                                   App Service managed identity (with IMDS_ENDPOINT: Azure Arc;
+                                   with IDENTITY_SERVER_THUMBPRINT: Service Fabric)
   MSI_ENDPOINT, MSI_SECRET         legacy App Service managed identity (MSI_ENDPOINT alone:
                                    Cloud Shell)
   AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,

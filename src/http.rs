@@ -180,6 +180,27 @@ enum Fault {
 /// loopback fake with a certificate made at run time. Read once, at the first remote call.
 pub const EXTRA_CA_ENV: &str = "COMMERCE_SECRETS_EXTRA_CA_CERTS";
 
+/// A client with this package's settings (no redirects, no proxy, connect timeout, pool);
+/// `tls`: a TLS configuration of its own (a pinned certificate), else the default trust.
+pub fn build_client(tls: Option<rustls::ClientConfig>) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder();
+    let builder = match tls {
+        Some(config) => builder.use_preconfigured_tls(config),
+        None => builder,
+    };
+    builder
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .no_proxy()
+        .user_agent(concat!(
+            "commerce-secret-manager/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|_| "the HTTP client could not be built".to_owned())
+}
+
 static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
     let mut builder = reqwest::Client::builder();
     if let Some(path) = std::env::var_os(EXTRA_CA_ENV) {
@@ -447,6 +468,20 @@ impl Http {
         deadline: Instant,
         what: &str,
     ) -> Result<Reply, SecretError> {
+        let client = CLIENT
+            .as_ref()
+            .map_err(|m| SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}")))?;
+        self.send_via(client, call, deadline, what).await
+    }
+
+    /// `send` through another client (one that pins a certificate, for Service Fabric).
+    pub async fn send_via(
+        &self,
+        client: &reqwest::Client,
+        call: &Call<'_>,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Reply, SecretError> {
         if call.bearer.is_some() {
             self.policy.check_token_url(&call.url).map_err(|why| {
                 SecretError::new(
@@ -455,9 +490,6 @@ impl Http {
                 )
             })?;
         }
-        let client = CLIENT
-            .as_ref()
-            .map_err(|m| SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}")))?;
         let place = origin(&call.url);
         let timeout = || {
             SecretError::new(

@@ -238,6 +238,7 @@ mod client_secret;
 mod developer_cli;
 mod imds;
 mod managed_other;
+mod service_fabric;
 mod token_cache;
 mod workload_identity;
 
@@ -248,6 +249,7 @@ pub use client_secret::ClientSecret;
 pub use developer_cli::{parse_cli_token, parse_datetime, DeveloperCli};
 pub use imds::{Imds, IMDS_ABSENCE_SECONDS, IMDS_PROBE_TIMEOUT};
 pub use managed_other::{arc_token_dir, AzureArc, CloudShell};
+pub use service_fabric::ServiceFabric;
 pub use token_cache::{TokenCache, FAILURE_MEMORY_SECONDS};
 pub use workload_identity::WorkloadIdentity;
 
@@ -389,8 +391,13 @@ fn managed_identity(s: &IdentitySettings) -> Built {
     };
     if let Some(ep) = &s.identity_endpoint {
         if let Some(h) = &s.identity_header {
-            if s.identity_server_thumbprint.is_some() {
-                return Err("Service Fabric managed identity (IDENTITY_SERVER_THUMBPRINT) is not supported yet; use a client secret, certificate or workload identity there".into());
+            if let Some(thumbprint) = &s.identity_server_thumbprint {
+                return Ok(Box::new(ServiceFabric::new(
+                    parse(ep, "IDENTITY_ENDPOINT")?,
+                    SecretString::new(h.expose().to_owned()),
+                    thumbprint,
+                    client_id(),
+                )?));
             }
             return Ok(Box::new(AppService {
                 endpoint: parse(ep, "IDENTITY_ENDPOINT")?,
