@@ -258,3 +258,55 @@ test('Service Fabric: the endpoint\'s self-signed certificate is trusted by its 
     await new Promise((r) => server.close(r))
   }
 })
+
+describe('bad input: each a clear IDENTITY_UNAVAILABLE naming the credential and what to do, nothing secret', () => {
+  test('a missing certificate file, a missing or empty token file', async () => {
+    const { m: cert, rs } = await retailManager({ identity: 'client-certificate', clientId: 'c', tenantId: 't', clientCertificatePath: path.join(dir, 'nope.pem') })
+    const a = await cert.getSecretValue('k', rs.url)
+    expect(a.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(a.error.message).toMatch(/client-certificate: .*nope\.pem cannot be read \(.*\)/)
+    const wi = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'workload-identity', clientId: 'c', tenantId: 't', federatedTokenFile: path.join(dir, 'missing-token') }))
+    const b = await wi.getSecretValue('k', rs.url)
+    expect(b.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(b.error.message).toMatch(/workload-identity: the federated token file .*missing-token cannot be read/)
+    fs.writeFileSync(path.join(dir, 'empty-token'), '  \n')
+    const wi2 = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'workload-identity', clientId: 'c', tenantId: 't', federatedTokenFile: path.join(dir, 'empty-token') }))
+    expect((await wi2.getSecretValue('k', rs.url)).error.message).toMatch(/workload-identity: the federated token file .* is empty/)
+  })
+
+  test('an expired assertion: AAD says why, the credential is named, the assertion is not shown', async () => {
+    const aad = track(await startServer({ status: 400, body: { error: 'invalid_client', error_description: 'AADSTS700024: Client assertion is not within its valid time range.' } }))
+    const tokenFile = path.join(dir, 'token')
+    fs.writeFileSync(tokenFile, 'SENTINEL-EXPIRED-ASSERTION')
+    const { m, rs } = await retailManager({ identity: 'workload-identity', clientId: 'c', tenantId: 't', authorityHost: aad.url, federatedTokenFile: tokenFile })
+    const r = await m.getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(r.error.status).toBe(400)
+    expect(r.error.message).toMatch(/^secret 'k': workload-identity identity: .*answered 400: invalid_client: AADSTS700024/)
+    expect(JSON.stringify(r) + r.error.stack).not.toMatch(/SENTINEL/)
+  })
+
+  test('an az that prints something that is not JSON', async () => {
+    fakeTool('az', 'WARNING: this is not json')
+    const { m, rs } = await retailManager({ identity: 'azure-cli' })
+    const r = await m.getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(r.error.message).toMatch(/azure-cli: `az`: its output is not JSON/)
+  })
+})
+
+test('auto: the chain in DefaultAzureCredential\'s order, as doctor shows it', () => {
+  const cli = path.join(__dirname, '..', 'bin', 'cli.js')
+  const r = spawnSync(process.execPath, [cli, 'doctor', '--offline', '--source', 'retail-server'], {
+    encoding: 'utf8',
+    env: {
+      PATH: '/usr/bin:/bin', AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't', AZURE_CLIENT_SECRET: 'SENTINEL-SECRET',
+      AZURE_FEDERATED_TOKEN_FILE: '/var/run/secrets/azure/tokens/azure-identity-token', IDENTITY_ENDPOINT: 'http://127.0.0.1:9/msi/token/', IDENTITY_HEADER: 'h',
+    },
+  })
+  const line = r.stdout.split('\n').find((l) => l.startsWith('identity: auto -> '))
+  const order = ['client-secret', 'workload-identity', 'app-service', 'azure-cli', 'azure-developer-cli'].map((k) => line.indexOf(`→ ${k}`) >= 0 ? line.indexOf(`→ ${k}`) : line.indexOf(k))
+  expect(order.every((p) => p >= 0)).toBe(true)
+  expect([...order].sort((a, b) => a - b)).toEqual(order)
+  expect(r.stdout).not.toMatch(/SENTINEL/)
+})

@@ -53,7 +53,12 @@ pub(super) async fn aad_client_credentials(
     let mut call = Call::get(url);
     call.method = Method::POST;
     call.form = Some(form);
-    token_request(http, call, deadline, "the AAD token endpoint").await
+    token_request(http, call, deadline, "the AAD token endpoint")
+        .await
+        .map_err(|e| SecretError {
+            message: format!("{label} identity: {}", e.message),
+            ..e
+        })
 }
 
 /// A service principal with a client secret (AAD v2, client credentials).

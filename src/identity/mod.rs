@@ -232,23 +232,25 @@ pub fn after_refusal(what: &str, e: SecretError) -> SecretError {
 }
 
 mod app_service;
+mod azure_arc;
 mod chain;
 mod client_certificate;
 mod client_secret;
+mod cloud_shell;
 mod developer_cli;
 mod imds;
-mod managed_other;
 mod service_fabric;
 mod token_cache;
 mod workload_identity;
 
 pub use app_service::AppService;
+pub use azure_arc::{arc_token_dir, AzureArc};
 pub use chain::Chain;
 pub use client_certificate::ClientCertificate;
 pub use client_secret::ClientSecret;
+pub use cloud_shell::CloudShell;
 pub use developer_cli::{parse_cli_token, parse_datetime, DeveloperCli};
 pub use imds::{Imds, IMDS_ABSENCE_SECONDS, IMDS_PROBE_TIMEOUT};
-pub use managed_other::{arc_token_dir, AzureArc, CloudShell};
 pub use service_fabric::ServiceFabric;
 pub use token_cache::{TokenCache, FAILURE_MEMORY_SECONDS};
 pub use workload_identity::WorkloadIdentity;

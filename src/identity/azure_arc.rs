@@ -1,38 +1,8 @@
-//! Managed identity where it is not App Service or IMDS: Cloud Shell (`MSI_ENDPOINT` without a
-//! secret: a POST with `Metadata: true`) and Azure Arc (`IDENTITY_ENDPOINT` with
-//! `IMDS_ENDPOINT`: a first request answered 401 with `WWW-Authenticate: Basic realm=<file>`,
-//! whose contents, read from the agent's token folder only, authorize the second).
+//! Azure Arc's managed identity (`IDENTITY_ENDPOINT` with `IMDS_ENDPOINT`): a first request is
+//! answered 401 with `WWW-Authenticate: Basic realm=<file>`; that file's contents, read only
+//! from the agent's token folder, authorize the second.
 
 use super::*;
-
-pub struct CloudShell {
-    pub endpoint: Url,
-}
-
-impl Provider for CloudShell {
-    fn describe(&self) -> String {
-        format!(
-            "cloud-shell managed identity (MSI_ENDPOINT {})",
-            self.endpoint
-        )
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        http: &'a Http,
-        resource: &'a str,
-        _tenant: Option<&'a str>,
-        deadline: Instant,
-    ) -> TokenFuture<'a> {
-        Box::pin(async move {
-            let mut call = Call::get(self.endpoint.clone());
-            call.method = Method::POST;
-            call.headers.push(("metadata", "true".into()));
-            call.form = Some(format!("resource={}", form_encode(resource)));
-            token_request(http, call, deadline, "the Cloud Shell identity endpoint").await
-        })
-    }
-}
 
 pub struct AzureArc {
     pub endpoint: Url,
