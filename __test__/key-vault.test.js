@@ -273,3 +273,34 @@ test("a challenge whose authority is of another cloud is refused: no token is re
   expect(aad.requests).toHaveLength(0)
   expect(foreign.requests.every((q) => q.headers.authorization === undefined)).toBe(true)
 })
+
+describe('Key Vault references as keys', () => {
+  test('a secret id url and the App Service reference forms read the secret (a pinned version too)', async () => {
+    const m = manager()
+    expect((await m.getSecretValue(`${vault.url}secrets/db-password`, '')).value).toBe('SENTINEL-DB')
+    expect((await m.getSecretValue(`${vault.url}secrets/db-password/0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f`, '')).value).toBe('older-value')
+    expect((await m.getSecretValue(`@Microsoft.KeyVault(SecretUri=${vault.url}secrets/db-password/)`, '')).value).toBe('SENTINEL-DB')
+    const missing = await m.getSecretValue(`${vault.url}secrets/nope`, '')
+    expect(missing.error.code).toBe('NOT_FOUND')
+    expect(missing.error.secretKey).toBe(`${vault.url}secrets/nope`)
+  })
+
+  test('a reference to a vault that is neither configured nor an allowed host: HOST_NOT_ALLOWED, nothing sent', async () => {
+    const m = manager()
+    for (const key of ['https://vault.attacker.example/secrets/db-password', '@Microsoft.KeyVault(SecretUri=https://vault.attacker.example/secrets/k)']) {
+      const r = await m.getSecretValue(key, '')
+      expect(r.error.code).toBe('HOST_NOT_ALLOWED')
+      expect(r.error.message).toMatch(/neither in vaultUrls nor an allowed host/)
+    }
+    expect(vault.requests).toHaveLength(0)
+    expect(aad.requests).toHaveLength(0)
+  })
+
+  test('a malformed reference is INVALID_ARGUMENT before any request', async () => {
+    const m = manager()
+    for (const key of [`${vault.url}keys/k`, '@Microsoft.KeyVault(VaultName=v)', `${vault.url}secrets/bad_name`]) {
+      expect((await m.getSecretValue(key, '')).error.code).toBe('INVALID_ARGUMENT')
+    }
+    expect(vault.requests).toHaveLength(0)
+  })
+})

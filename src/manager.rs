@@ -121,6 +121,7 @@ impl Manager {
                     tokens,
                     vaults,
                     authority_host: config.identity.authority_host.clone(),
+                    referenced: std::sync::Mutex::new(std::collections::HashMap::new()),
                 })
             }
         };

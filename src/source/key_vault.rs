@@ -127,6 +127,89 @@ pub fn parse_key(key: &str) -> Result<(&str, Option<&str>), String> {
     Ok((name, version))
 }
 
+/// A Key Vault reference in a key, as App Service and Key Vault write them:
+/// `https://<vault>/secrets/<name>[/<version>]`, `@Microsoft.KeyVault(SecretUri=…)` or
+/// `@Microsoft.KeyVault(VaultName=…;SecretName=…[;SecretVersion=…])`. `None`: not a reference;
+/// `Some(Err)`: a reference that does not parse. `vault_suffix`: the configured cloud's
+/// Key Vault domain, for `VaultName=`.
+pub fn parse_reference(
+    key: &str,
+    vault_suffix: &str,
+) -> Option<Result<(Url, String, Option<String>), String>> {
+    let bad = |why: &str| Some(Err(format!("the Key Vault reference {why}")));
+    let uri = if let Some(inner) = key.strip_prefix("@Microsoft.KeyVault(") {
+        let Some(inner) = inner.strip_suffix(')') else {
+            return bad("does not end with ')'");
+        };
+        let mut fields = std::collections::HashMap::new();
+        for part in inner.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = part.split_once('=') else {
+                return bad("has a part without '='");
+            };
+            fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+        match (
+            fields.get("secreturi"),
+            fields.get("vaultname"),
+            fields.get("secretname"),
+        ) {
+            (Some(u), None, None) => u.clone(),
+            (None, Some(vault), Some(name)) => {
+                if vault.is_empty()
+                    || !vault
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return bad("has a VaultName that is not a vault name");
+                }
+                match fields.get("secretversion") {
+                    Some(v) => format!("https://{vault}.{vault_suffix}/secrets/{name}/{v}"),
+                    None => format!("https://{vault}.{vault_suffix}/secrets/{name}"),
+                }
+            }
+            _ => return bad("needs SecretUri=…, or VaultName=… and SecretName=…"),
+        }
+    } else if key.starts_with("https://") || key.starts_with("http://") {
+        key.to_owned()
+    } else {
+        return None;
+    };
+    let Ok(url) = Url::parse(&uri) else {
+        return bad("is not a url");
+    };
+    // http only to loopback (a local fake; the host policy still wants allowInsecureLoopback).
+    let scheme_ok =
+        url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback(&url));
+    if !scheme_ok || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty()
+    {
+        return bad("must be an https url with no query, fragment or user info");
+    }
+    let segments: Vec<&str> = url
+        .path()
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .collect();
+    let (name, version) = match segments.as_slice() {
+        ["secrets", name] => (*name, None),
+        ["secrets", name, version] => (*name, Some(*version)),
+        _ => return bad("must be https://<vault>/secrets/<name>[/<version>]"),
+    };
+    let joined = match version {
+        Some(v) => format!("{name}/{v}"),
+        None => name.to_owned(),
+    };
+    if let Err(why) = parse_key(&joined) {
+        return Some(Err(why));
+    }
+    let mut vault = url.clone();
+    vault.set_path("/");
+    if vault.host_str().is_none() {
+        return bad("has no vault host");
+    }
+    Some(Ok((vault, name.to_owned(), version.map(str::to_owned))))
+}
+
 pub struct Vault {
     pub url: Url,
     challenge: Mutex<Option<Challenge>>,
@@ -177,6 +260,9 @@ pub struct KeyVaultSource {
     /// The configured authority (`authorityHost` / AZURE_AUTHORITY_HOST), if any: a challenge's
     /// authority must belong to its cloud.
     pub authority_host: Option<String>,
+    /// Vaults named by Key Vault references in keys (allowed hosts not in `vaults`), with their
+    /// challenges, by origin.
+    pub referenced: Mutex<std::collections::HashMap<String, Arc<Vault>>>,
 }
 
 fn body_error(body: &[u8]) -> (String, String, String) {
@@ -399,7 +485,71 @@ impl KeyVaultSource {
         }
     }
 
+    /// The configured cloud's Key Vault domain.
+    fn vault_suffix(&self) -> &'static str {
+        let host = self
+            .authority_host
+            .as_deref()
+            .and_then(|a| Url::parse(a).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        crate::identity::cloud_of(&host)
+            .map(|c| c.vault_suffix)
+            .unwrap_or("vault.azure.net")
+    }
+
+    /// The vault a reference names: a configured one (same origin), else one on an allowed
+    /// host (a token may go there), remembered with its challenge.
+    fn vault_for(&self, key: &str, vault_url: &Url) -> Result<Arc<Vault>, SecretError> {
+        let origin = vault_url.origin().ascii_serialization();
+        if let Some(i) = self
+            .vaults
+            .iter()
+            .position(|v| v.url.origin().ascii_serialization() == origin)
+        {
+            // The configured vault itself, with its remembered challenge.
+            let v = &self.vaults[i];
+            let mut referenced = self.referenced.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(referenced
+                .entry(format!("configured:{i}"))
+                .or_insert_with(|| Arc::new(Vault::new(v.url.clone())))
+                .clone());
+        }
+        self.http.policy.check_token_url(vault_url).map_err(|why| {
+            SecretError::new(
+                ErrorCode::HostNotAllowed,
+                format!("secret '{key}': its vault {origin} is neither in vaultUrls nor an allowed host ({why}); nothing was sent"),
+            )
+        })?;
+        let mut referenced = self.referenced.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(referenced
+            .entry(origin)
+            .or_insert_with(|| Arc::new(Vault::new(vault_url.clone())))
+            .clone())
+    }
+
     async fn read(&self, key: String, deadline: Instant) -> Result<Secret, SecretError> {
+        if let Some(parsed) = parse_reference(&key, self.vault_suffix()) {
+            let (vault_url, name, version) = parsed.map_err(|m| {
+                SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}"))
+            })?;
+            let vault = self.vault_for(&key, &vault_url)?;
+            let plain = match version {
+                Some(v) => format!("{name}/{v}"),
+                None => name,
+            };
+            return self
+                .read_from(&vault, &plain, deadline)
+                .await
+                .map_err(|e| SecretError {
+                    message: e.message.replacen(
+                        &format!("secret '{plain}'"),
+                        &format!("secret '{key}'"),
+                        1,
+                    ),
+                    ..e
+                });
+        }
         let mut failures: Vec<SecretError> = Vec::new();
         for (i, vault) in self.vaults.iter().enumerate() {
             let last = i + 1 == self.vaults.len();
@@ -518,6 +668,12 @@ impl Source for KeyVaultSource {
     }
 
     fn check_key(&self, key: &str) -> Result<(), SecretError> {
+        if let Some(parsed) = parse_reference(key, self.vault_suffix()) {
+            let (vault_url, _, _) = parsed.map_err(|m| {
+                SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}"))
+            })?;
+            return self.vault_for(key, &vault_url).map(|_| ());
+        }
         parse_key(key).map(|_| ()).map_err(|m| {
             SecretError::new(ErrorCode::InvalidArgument, format!("secret '{key}': {m}"))
         })
@@ -535,6 +691,61 @@ impl Source for KeyVaultSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_vault_references() {
+        let ok = |k: &str| parse_reference(k, "vault.azure.net").unwrap().unwrap();
+        let (v, n, ver) = ok("https://myvault.vault.azure.net/secrets/db-password");
+        assert_eq!(
+            (v.as_str(), n.as_str(), ver),
+            ("https://myvault.vault.azure.net/", "db-password", None)
+        );
+        let (_, _, ver) = ok(
+            "https://myvault.vault.azure.net/secrets/db-password/0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f/",
+        );
+        assert_eq!(ver.as_deref(), Some("0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"));
+        let (v, n, _) =
+            ok("@Microsoft.KeyVault(SecretUri=https://other.vault.azure.net/secrets/api-key/)");
+        assert_eq!(
+            (v.as_str(), n.as_str()),
+            ("https://other.vault.azure.net/", "api-key")
+        );
+        let (v, n, ver) =
+            ok("@Microsoft.KeyVault(VaultName=myvault; SecretName=api-key; SecretVersion=abc123)");
+        assert_eq!(
+            (v.as_str(), n.as_str(), ver.as_deref()),
+            (
+                "https://myvault.vault.azure.net/",
+                "api-key",
+                Some("abc123")
+            )
+        );
+        let (v, _, _) = parse_reference(
+            "@Microsoft.KeyVault(VaultName=cn;SecretName=k)",
+            "vault.azure.cn",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(v.as_str(), "https://cn.vault.azure.cn/");
+        assert!(parse_reference("db-password", "vault.azure.net").is_none());
+        assert!(parse_reference("vault:///db-password", "vault.azure.net").is_none());
+        for bad in [
+            "https://myvault.vault.azure.net/keys/k",
+            "https://myvault.vault.azure.net/secrets/",
+            "https://myvault.vault.azure.net/secrets/a_b",
+            "https://u:p@myvault.vault.azure.net/secrets/k",
+            "https://myvault.vault.azure.net/secrets/k?x=1",
+            "http://myvault.vault.azure.net/secrets/k",
+            "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/k",
+            "@Microsoft.KeyVault(VaultName=v)",
+            "@Microsoft.KeyVault(VaultName=a.b;SecretName=k)",
+        ] {
+            assert!(
+                parse_reference(bad, "vault.azure.net").unwrap().is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn challenges_as_recorded_and_variants() {
