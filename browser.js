@@ -22,10 +22,15 @@ function install() {
   return undefined
 }
 
+function createEventGridHandler() {
+  throw new Error('createEventGridHandler runs on the server only')
+}
+
 module.exports = {
   SecretManager,
   SecretError: shared.SecretError,
   createSecretManager,
   secretManager: undefined,
   install,
+  createEventGridHandler,
 }

@@ -161,8 +161,8 @@ export declare class SecretManager implements ISecretManager {
   getSecretValue(secretKey: string, baseRetailServerUrl: string): Promise<ISecretValue>
   /** The same, for several keys, in the same order. */
   getSecretValues(secretKeys: string[], baseRetailServerUrl: string): Promise<ISecretValue[]>
-  /** Warm the cache at start-up. */
-  prefetch(secretKeys: string[], baseRetailServerUrl: string): Promise<ISecretValue[]>
+  /** Warm the cache at start-up; `spreadMs` spreads the requests over that window (default 0). */
+  prefetch(secretKeys: string[], baseRetailServerUrl: string, options?: { spreadMs?: number }): Promise<ISecretValue[]>
   /** Go upstream now (after rotation). On failure the error is returned and the cached value kept (unless 401/403/404). */
   refresh(secretKey: string, baseRetailServerUrl: string): Promise<ISecretValue>
   /** Forget one key (under every url), or everything. */
@@ -188,3 +188,35 @@ export declare const secretManager: SecretManager | undefined
  * `secretManager`) gets a TypeError and is left as it was.
  */
 export declare function install(target: object, options?: SecretManagerOptions): SecretManager | undefined
+
+/**
+ * Azure Event Grid push invalidation for Key Vault events: a Node http / Express handler. It
+ * answers the subscription handshake (Event Grid schema and CloudEvents 1.0) and refreshes the
+ * secret named by `Microsoft.KeyVault.SecretNewVersionCreated`, `SecretNearExpiry` or
+ * `SecretExpired` on this instance (other sources: forgets it). Every request must carry the
+ * shared secret (query `code` or header `x-commerce-secrets-code`); anything else gets 401 and
+ * changes nothing. Bodies over 1 MiB get 413; not JSON, other event types: 400; an event for a
+ * vault this instance does not read: 403.
+ */
+export declare function createEventGridHandler(
+  manager: SecretManager,
+  options: { sharedSecret: string },
+): (req: EventGridRequest, res: EventGridResponse, next?: (err?: unknown) => void) => void
+
+/** What the handler reads of a request: Node's `IncomingMessage` (and Express's) fits. */
+export interface EventGridRequest {
+  method?: string
+  url?: string
+  headers: Record<string, string | string[] | undefined>
+  /** A body Express already parsed, if any. */
+  body?: unknown
+  on(event: string, listener: (...args: any[]) => void): unknown
+  pause(): unknown
+}
+
+/** What the handler writes: Node's `ServerResponse` (and Express's) fits. */
+export interface EventGridResponse {
+  headersSent?: boolean
+  writeHead(status: number, headers?: Record<string, string | number>): unknown
+  end(body?: string): unknown
+}

@@ -265,8 +265,24 @@ class SecretManager {
     return Promise.all(secretKeys.map((k) => this.getSecretValue(k, baseRetailServerUrl)))
   }
 
-  prefetch(secretKeys, baseRetailServerUrl) {
-    return this.getSecretValues(secretKeys, baseRetailServerUrl)
+  // Warm the cache at start-up. `spreadMs` spreads the requests over a window (each key at a
+  // random moment in it), so a fleet that starts at once does not ask at once. The waits are
+  // unref'd timers: they keep nothing alive.
+  prefetch(secretKeys, baseRetailServerUrl, options) {
+    const spreadMs = options && options.spreadMs !== undefined ? options.spreadMs : 0
+    if (typeof spreadMs !== 'number' || !Number.isFinite(spreadMs) || spreadMs < 0 || spreadMs > 3600000) {
+      return Promise.reject(new TypeError(`prefetch: option \`spreadMs\` must be a number from 0 to 3600000 (got ${spreadMs})`))
+    }
+    if (spreadMs === 0 || !Array.isArray(secretKeys)) return this.getSecretValues(secretKeys, baseRetailServerUrl)
+    return Promise.all(
+      secretKeys.map(
+        (k) =>
+          new Promise((resolve) => {
+            const t = setTimeout(() => resolve(this.getSecretValue(k, baseRetailServerUrl)), Math.random() * spreadMs)
+            if (t && typeof t.unref === 'function') t.unref()
+          }),
+      ),
+    )
   }
 
   refresh(secretKey, baseRetailServerUrl) {
@@ -397,7 +413,10 @@ class SecretManager {
       }
     }
     for (const k of s.evicted) this._emit('evict', splitCacheKey(k).key)
-    for (const e of s.events) this._emit(e.code ? 'error' : 'refresh', e.key, e.durationMs, e.code)
+    for (const e of s.events) {
+      this._emit(e.code ? 'error' : 'refresh', e.key, e.durationMs, e.code, e)
+      if (!e.code && e.changed === true) this._emit('rotate', e.key, undefined, undefined, e)
+    }
     return s.current
   }
 
@@ -443,7 +462,8 @@ class SecretManager {
     }
     if (this._onEvent !== undefined || channel.hasSubscribers) {
       const type = reply.code !== undefined ? 'error' : why === 'get' ? reply.event : 'refresh'
-      this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode)
+      this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode, reply)
+      if (type === 'refresh' && reply.changed === true) this._emit('rotate', secretKey, undefined, undefined, reply)
     }
     return reply.code !== undefined
       ? failure(reply.code, reply.message, secretKey, reply.status, reply.expiresOn)
@@ -456,11 +476,17 @@ class SecretManager {
     return failure('UNAVAILABLE', message, secretKey)
   }
 
-  _emit(type, secretKey, durationMs, code) {
+  // `detail`: a reply or background event whose `changed` and `version` go on refresh and
+  // rotate events.
+  _emit(type, secretKey, durationMs, code, detail) {
     if (this._onEvent === undefined && !channel.hasSubscribers) return
     const event = { type, secretKey, source: this._source }
     if (durationMs !== undefined && durationMs !== null) event.durationMs = durationMs
     if (code !== undefined && code !== null) event.code = code
+    if (detail !== undefined && (type === 'refresh' || type === 'rotate')) {
+      if (typeof detail.changed === 'boolean') event.changed = detail.changed
+      if (typeof detail.version === 'string') event.version = detail.version
+    }
     if (this._onEvent !== undefined) {
       try {
         this._onEvent(event)
@@ -514,4 +540,9 @@ function install(target, options) {
   return shared.installOn(target, manager, 'install')
 }
 
-module.exports = { SecretManager, SecretError, createSecretManager, secretManager, install }
+// Event Grid push invalidation (event-grid.js): loaded when first asked for.
+function createEventGridHandler(manager, options) {
+  return require('./event-grid.js').createEventGridHandler(manager, options)
+}
+
+module.exports = { SecretManager, SecretError, createSecretManager, secretManager, install, createEventGridHandler }

@@ -78,6 +78,8 @@ export interface NativeEvent {
   key: string
   code?: string
   durationMs: number
+  changed?: boolean
+  version?: string
 }
 
 export interface NativeKeys {
@@ -104,6 +106,10 @@ export interface NativeReply {
   /** The stamp of the cache entry behind this answer (0: none); see `sync`. */
   stamp: number
   durationMs?: number
+  /** On a refresh: whether the value differs from the one it replaced. */
+  changed?: boolean
+  /** Key Vault's version, when known. */
+  version?: string
 }
 
 export interface NativeStats {

@@ -85,6 +85,7 @@ class TestSecretManager {
     return Promise.all(secretKeys.map((k) => this.getSecretValue(k, baseRetailServerUrl)))
   }
 
+  // The memory source has no fleet to spread: `spreadMs` is accepted and ignored.
   prefetch(secretKeys, baseRetailServerUrl) {
     return this.getSecretValues(secretKeys, baseRetailServerUrl)
   }
@@ -177,8 +178,11 @@ class TestSecretManager {
       return failure(error.code, error.message, secretKey, error.status, 0)
     }
     const expiresAt = now + p.maxAgeSeconds
+    const before = this._entries.get(secretKey)
+    const changed = before !== undefined && before.error === undefined ? before.value !== value : undefined
     if (p.enabled) this._store(secretKey, { value, expiresAt, refreshAt: now + p.refreshAfterSeconds })
-    this._emit(event, secretKey, Date.now() - started)
+    this._emit(event, secretKey, Date.now() - started, undefined, event === 'refresh' ? changed : undefined)
+    if (event === 'refresh' && changed === true) this._emit('rotate', secretKey)
     return new SecretValue(value, undefined, undefined, Math.floor(expiresAt))
   }
 
@@ -192,11 +196,12 @@ class TestSecretManager {
     }
   }
 
-  _emit(type, secretKey, durationMs, code) {
+  _emit(type, secretKey, durationMs, code, changed) {
     if (this._onEvent === undefined) return
     const event = { type, secretKey, source: 'memory' }
     if (durationMs !== undefined) event.durationMs = durationMs
     if (code !== undefined) event.code = code
+    if (typeof changed === 'boolean') event.changed = changed
     try {
       this._onEvent(event)
     } catch (e) {

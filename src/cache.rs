@@ -86,6 +86,22 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The refresh interval after `doublings` unchanged refreshes: refresh_after × 2^doublings,
+    /// at most max_refresh_after (and never less than refresh_after).
+    pub fn interval(&self, doublings: u8) -> f64 {
+        let cap = self.max_refresh_after.max(self.refresh_after);
+        (self.refresh_after * 2f64.powi(i32::from(doublings.min(60)))).min(cap)
+    }
+
+    /// One more doubling, unless the interval is already at its cap.
+    pub fn next_doublings(&self, d: u8) -> u8 {
+        if self.interval(d) >= self.max_refresh_after.max(self.refresh_after) {
+            d
+        } else {
+            d.saturating_add(1).min(60)
+        }
+    }
+
     /// How long to wait before another background attempt after one was started or failed.
     fn retry_backoff(&self) -> f64 {
         (self.refresh_after * 0.1).clamp(0.001, 30.0)
@@ -142,6 +158,8 @@ pub struct Reply {
     pub stamp: u64,
     /// The `expiresOn` of an error answer (the local source keeps the platform's 1).
     pub error_expires_on: f64,
+    /// On a refresh: whether the value differs from the one it replaced (`None`: none was).
+    pub changed: Option<bool>,
 }
 
 impl Reply {
@@ -154,6 +172,7 @@ impl Reply {
             fresh_until: 0.0,
             stamp: 0,
             error_expires_on: 0.0,
+            changed: None,
         }
     }
 
@@ -166,6 +185,7 @@ impl Reply {
             fresh_until: 0.0,
             stamp: 0,
             error_expires_on: 0.0,
+            changed: None,
         }
     }
 }
@@ -233,12 +253,16 @@ struct Entry {
     /// bytes): the mirror keeps answers of this stamp only. A stamp is compared only while a
     /// reply is on its way (at most the call's deadline), far shorter than 2^32 flights.
     stamp: u32,
+    /// Adaptive refresh: this key's interval is refresh_after × 2^doublings (capped).
+    doublings: u8,
 }
 
 /// What a flight publishes to its waiters: the value (shared while in transit), its hard
 /// expiry, how long the answer may be reused (0: it was not stored), and the stamp of the
 /// entry it stored (0: none).
-type Outcome = Option<Result<(Arc<Secret>, f64, f64, u64), SecretError>>;
+/// The fourth field: the stamp of the stored entry; the fifth: whether the value differs from
+/// the one it replaced (`None`: there was none).
+type Outcome = Option<Result<(Arc<Secret>, f64, f64, u64, Option<bool>), SecretError>>;
 
 /// One upstream fetch under way for a key. Only the flight registered in `Inner::flights`
 /// may write its result into the cache: `invalidate`, an explicit `refresh` and `close`
@@ -256,6 +280,9 @@ pub struct BackgroundEvent {
     pub key: Box<str>,
     pub code: Option<ErrorCode>,
     pub duration_ms: f64,
+    pub changed: Option<bool>,
+    /// Key Vault's version (the last segment of the id), when known.
+    pub version: Option<Box<str>>,
 }
 
 /// The change log the JS mirror follows (see `Cache::sync`).
@@ -603,7 +630,7 @@ impl Cache {
             return Reply::error(Cache::closed_error(secret_key_of(key)));
         }
         match outcome {
-            Ok((secret, expires_at, fresh_until, stamp)) => {
+            Ok((secret, expires_at, fresh_until, stamp, changed)) => {
                 let mut reply = Reply::value(
                     secret,
                     expires_at,
@@ -615,6 +642,7 @@ impl Cache {
                 );
                 reply.fresh_until = fresh_until;
                 reply.stamp = stamp;
+                reply.changed = changed;
                 reply
             }
             Err(err) => {
@@ -672,7 +700,7 @@ impl Cache {
         key: &str,
         result: Result<Secret, SecretError>,
         flight_id: u64,
-    ) -> Result<(Arc<Secret>, f64, f64, u64), SecretError> {
+    ) -> Result<(Arc<Secret>, f64, f64, u64, Option<bool>), SecretError> {
         let now = self.clock.now();
         let mut g = self.lock();
         let current = g.flights.get(key).is_some_and(|f| f.id == flight_id);
@@ -688,8 +716,26 @@ impl Cache {
                 }
                 let mut fresh_until = 0.0;
                 let mut stamp = 0;
+                // Adaptive refresh: the same version as the entry it replaces (Key Vault's id;
+                // without ids, the same value) doubles the key's interval, up to
+                // max_refresh_after; a change starts over.
+                let previous = g.entries.peek(key).and_then(|e| match &e.value {
+                    Cached::Good { value, id } => Some((
+                        match (id.as_deref(), secret.id.as_deref()) {
+                            (Some(a), Some(b)) => **a == *b,
+                            _ => value.expose() == secret.value.expose(),
+                        },
+                        e.doublings,
+                    )),
+                    Cached::Missing(_) => None,
+                });
+                let changed = previous.map(|(same, _)| !same);
+                let doublings = match previous {
+                    Some((true, d)) => self.policy.next_doublings(d),
+                    _ => 0,
+                };
                 if store && expires_at > now {
-                    let refresh_at = now + self.policy.refresh_after * (self.jitter)();
+                    let refresh_at = now + self.policy.interval(doublings) * (self.jitter)();
                     fresh_until = refresh_at.min(expires_at - MIRROR_MARGIN).max(0.0);
                     stamp = flight_id as u32;
                     let replaced = g.entries.put(
@@ -704,6 +750,7 @@ impl Cache {
                             failing: None,
                             retry_at: 0.0,
                             stamp,
+                            doublings,
                         },
                     );
                     if replaced.is_some() {
@@ -713,7 +760,13 @@ impl Cache {
                 } else if store {
                     g.remove(key, &self.cell);
                 }
-                Ok((Arc::new(secret), expires_at, fresh_until, u64::from(stamp)))
+                Ok((
+                    Arc::new(secret),
+                    expires_at,
+                    fresh_until,
+                    u64::from(stamp),
+                    changed,
+                ))
             }
             Err(err) => {
                 g.stats.upstream_errors += 1;
@@ -730,6 +783,7 @@ impl Cache {
                                 failing: None,
                                 retry_at: 0.0,
                                 stamp: flight_id as u32,
+                                doublings: 0,
                             },
                         );
                         self.evict_over_capacity(&mut g);
@@ -1548,6 +1602,47 @@ mod tests {
         // Past its mirror time, an entry is no longer current for the mirror.
         clock.advance(50.0);
         assert!(!cache.sync(0, Some("a"), a.stamp, 0.0).current);
+    }
+
+    #[tokio::test]
+    async fn adaptive_refresh_doubles_while_the_version_stays_and_resets_on_a_change() {
+        let (cache, clock) = cache_with(Policy {
+            refresh_after: 100.0,
+            max_refresh_after: 700.0,
+            max_age: 100_000.0,
+            ..policy()
+        });
+        let store = Store::new("v1");
+        let first = cache.fetch("k", Mode::Get, store.start()).await;
+        assert_eq!(first.changed, None, "nothing was replaced");
+        let interval = |cache: &Cache| {
+            let g = cache.lock();
+            let e = g.entries.peek("k").unwrap();
+            e.refresh_at - clock.now()
+        };
+        assert_eq!(interval(&cache), 100.0);
+        // Unchanged refreshes: 200, 400, then the cap, 700, and it stays there.
+        for expected in [200.0, 400.0, 700.0, 700.0] {
+            clock.advance(interval(&cache));
+            let r = cache.fetch("k", Mode::Background, store.start()).await;
+            assert_eq!(r.changed, Some(false));
+            assert_eq!(interval(&cache), expected);
+        }
+        // A rotation: the change is reported and the interval starts over.
+        store.set(Ok("v2"));
+        let r = cache.fetch("k", Mode::Refresh, store.start()).await;
+        assert_eq!(r.changed, Some(true));
+        assert_eq!(interval(&cache), 100.0);
+        // The staleness bound: a rotation is picked up within max_refresh_after (plus jitter).
+        assert!(
+            Policy {
+                refresh_after: 100.0,
+                max_refresh_after: 700.0,
+                ..policy()
+            }
+            .interval(60)
+                <= 700.0
+        );
     }
 
     #[test]

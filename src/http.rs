@@ -544,7 +544,14 @@ impl Http {
             if !retry || attempt >= call.max_attempts {
                 return last;
             }
-            let wait = wait.unwrap_or_else(|| backoff(attempt));
+            // A server's Retry-After gets up to 20% more, at random: a fleet told the same wait
+            // does not come back all at once.
+            let wait = wait
+                .map(|w| {
+                    w.min(crate::time::MAX_WAIT)
+                        .mul_f64(1.0 + 0.2 * jitter_fraction())
+                })
+                .unwrap_or_else(|| backoff(attempt));
             if Instant::now()
                 .checked_add(wait)
                 .is_none_or(|t| t >= deadline)

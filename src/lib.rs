@@ -47,6 +47,10 @@ pub struct NativeReply {
     /// The stamp of the cache entry behind this answer (0: none); see `sync`.
     pub stamp: f64,
     pub duration_ms: Option<f64>,
+    /// On a refresh: whether the value differs from the one it replaced.
+    pub changed: Option<bool>,
+    /// Key Vault's version, when known.
+    pub version: Option<String>,
 }
 
 /// What the JS mirror needs to follow the cache (see `Cache::sync`).
@@ -70,6 +74,8 @@ pub struct NativeEvent {
     pub key: String,
     pub code: Option<String>,
     pub duration_ms: f64,
+    pub changed: Option<bool>,
+    pub version: Option<String>,
 }
 
 #[napi(object)]
@@ -175,6 +181,13 @@ fn to_native(r: cache::Reply) -> NativeReply {
         fresh_until_ms: (r.fresh_until * 1000.0).floor(),
         stamp: r.stamp as f64,
         duration_ms: None,
+        changed: r.changed,
+        version: match &r.answer {
+            Answer::Value { secret, .. } => {
+                manager::version_of(secret.id.as_deref()).map(String::from)
+            }
+            Answer::Error(_) => None,
+        },
     }
 }
 
@@ -258,6 +271,8 @@ impl NativeManager {
                     key: e.key.into(),
                     code: e.code.map(|c| c.as_str().to_owned()),
                     duration_ms: e.duration_ms,
+                    changed: e.changed,
+                    version: e.version.map(String::from),
                 })
                 .collect(),
         }

@@ -56,6 +56,16 @@ async fn mirror_timer(cache: std::sync::Weak<Cache>) {
     }
 }
 
+/// Key Vault's version: the last segment of a secret id (`…/secrets/<name>/<version>`).
+pub fn version_of(id: Option<&str>) -> Option<Box<str>> {
+    let id = id?;
+    let mut parts = id.trim_end_matches('/').rsplit('/');
+    let version = parts.next()?;
+    let name = parts.next()?;
+    (parts.next() == Some("secrets") && !name.is_empty() && !version.is_empty())
+        .then(|| version.into())
+}
+
 /// Sources read in-process (local) keep the platform's `expiresOn: 1`: not for callers to cache.
 const LOCAL_EXPIRES_ON: f64 = 1.0;
 
@@ -210,15 +220,17 @@ impl Manager {
     async fn refresh_in_background(self: Arc<Self>, key: String, url: String) {
         let started = Instant::now();
         let reply = self.clone().fetch(key.clone(), url, Mode::Background).await;
-        let code = match &reply.answer {
-            Answer::Error(e) => Some(e.code),
-            Answer::Value { .. } => None,
+        let (code, version) = match &reply.answer {
+            Answer::Error(e) => (Some(e.code), None),
+            Answer::Value { secret, .. } => (None, version_of(secret.id.as_deref())),
         };
         if code != Some(ErrorCode::Closed) {
             self.cache.record_event(BackgroundEvent {
                 key: key.into(),
                 code,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                changed: reply.changed,
+                version,
             });
         }
     }

@@ -106,7 +106,7 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
         error: { code: 'Forbidden', message: 'Operation get is not allowed on a disabled secret.', innererror: { code: 'SecretDisabled' } },
       })
     }
-    const id = version ?? 'c8057e1c0e694d29a73c363af8b51e92'
+    const id = version ?? s.currentVersion ?? 'c8057e1c0e694d29a73c363af8b51e92'
     const attributes = { enabled: true, created: 1739463503, updated: 1739463503, recoveryLevel: 'Recoverable+Purgeable' }
     if (s.exp !== undefined) attributes.exp = s.exp
     if (s.nbf !== undefined) attributes.nbf = s.nbf
