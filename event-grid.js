@@ -109,14 +109,18 @@ function createEventGridHandler(manager, options) {
   if (typeof sharedSecret !== 'string' || sharedSecret.length < 16) {
     throw new TypeError('createEventGridHandler: options.sharedSecret must be a string of at least 16 characters')
   }
+  const spreadMs = options.spreadMs === undefined ? 0 : options.spreadMs
+  if (typeof spreadMs !== 'number' || !Number.isFinite(spreadMs) || spreadMs < 0 || spreadMs > 600000) {
+    throw new TypeError('createEventGridHandler: options.spreadMs must be a number from 0 to 600000')
+  }
   return function eventGridHandler(req, res) {
     Promise.resolve()
-      .then(() => handle(manager, sharedSecret, req, res))
+      .then(() => handle(manager, sharedSecret, spreadMs, req, res))
       .catch(() => send(res, 500, { error: 'the event could not be handled' }))
   }
 }
 
-async function handle(manager, sharedSecret, req, res) {
+async function handle(manager, sharedSecret, spreadMs, req, res) {
   if (!sameSecret(presentedCode(req), sharedSecret)) return send(res, 401, { error: 'the shared secret is missing or wrong' })
   // CloudEvents 1.0 abuse-protection handshake.
   if (req.method === 'OPTIONS') {
@@ -150,6 +154,18 @@ async function handle(manager, sharedSecret, req, res) {
     return send(res, 403, { error: 'an event is for a vault this instance does not read' })
   }
   const names = Array.from(new Set(events.map((e) => e.data.ObjectName)))
+  if (spreadMs > 0) {
+    // A fleet that fans the event out to every instance: each refreshes at a random moment in
+    // the window, so the vault is not asked by all at once. Accepted now; unref'd timers.
+    for (const name of names) {
+      const t = setTimeout(() => {
+        if (manager.source === 'key-vault') manager.refresh(name, '')
+        else manager.invalidate(name)
+      }, Math.random() * spreadMs)
+      if (t && typeof t.unref === 'function') t.unref()
+    }
+    return send(res, 202, { scheduled: names, withinMs: spreadMs })
+  }
   const refreshed = []
   for (const name of names) {
     if (manager.source === 'key-vault') {

@@ -200,7 +200,9 @@ export declare function install(target: object, options?: SecretManagerOptions):
  */
 export declare function createEventGridHandler(
   manager: SecretManager,
-  options: { sharedSecret: string },
+  /** `spreadMs`: refresh at a random moment within this window and answer 202 at once (a fleet
+   *  that fans events out to every instance); default 0: refresh now, then answer 200. */
+  options: { sharedSecret: string; spreadMs?: number },
 ): (req: EventGridRequest, res: EventGridResponse, next?: (err?: unknown) => void) => void
 
 /** What the handler reads of a request: Node's `IncomingMessage` (and Express's) fits. */

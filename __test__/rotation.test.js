@@ -135,6 +135,34 @@ describe('Key Vault', () => {
   })
 })
 
+test('Event Grid with spreadMs: 202 at once, the refresh within the window; an Express-parsed body works', async () => {
+  const aad = track(await startAad())
+  const vault = track(await startVault({ k: { value: 'one' } }))
+  process.env.AZURE_AUTHORITY_HOST = aad.url
+  process.env.AZURE_CLIENT_ID = 'app-id'
+  process.env.AZURE_CLIENT_SECRET = 'client-secret-value'
+  const m = track(new SecretManager({ vaultUrls: [vault.url], allowInsecureLoopback: true }))
+  expect((await m.getSecretValue('k', '')).value).toBe('one')
+  vault.secrets.k.value = 'two'
+  vault.secrets.k.currentVersion = '44444444444444444444444444444444'
+  const handler = createEventGridHandler(m, { sharedSecret: SHARED, spreadMs: 200 })
+  // Express has parsed the body already: req.body is used, the stream is not read.
+  const event = [{ eventType: 'Microsoft.KeyVault.SecretNewVersionCreated', data: { ObjectName: 'k', VaultName: new URL(vault.url).hostname.split('.')[0] } }]
+  const res = { status: 0, body: '', headersSent: false, writeHead(s) { this.status = s }, end(b) { this.body = b } }
+  handler({ method: 'POST', url: `/?code=${SHARED}`, headers: {}, body: event, on() {}, pause() {} }, res)
+  const deadline = Date.now() + 10000
+  while (res.status === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+  expect(res.status).toBe(202)
+  expect(JSON.parse(res.body)).toEqual({ scheduled: ['k'], withinMs: 200 })
+  let value
+  while (Date.now() < deadline) {
+    value = (await m.getSecretValue('k', '')).value
+    if (value === 'two') break
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  expect(value).toBe('two')
+})
+
 test('prefetch spreads its requests over spreadMs', async () => {
   const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
   const m = track(new SecretManager({ source: 'memory', secrets: Object.fromEntries(keys.map((k) => [k, 'v'])) }))

@@ -735,7 +735,16 @@ impl Cache {
                     _ => 0,
                 };
                 if store && expires_at > now {
-                    let refresh_at = now + self.policy.interval(doublings) * (self.jitter)();
+                    // ±10% on the first interval; once it has doubled, [½, 1) of it, so
+                    // instances that started together drift apart instead of doubling in step
+                    // (bench/simulate.mjs).
+                    let j = (self.jitter)();
+                    let factor = if doublings == 0 {
+                        j
+                    } else {
+                        0.5 + 0.5 * ((j - 0.9) / 0.2).clamp(0.0, 1.0)
+                    };
+                    let refresh_at = now + self.policy.interval(doublings) * factor;
                     fresh_until = refresh_at.min(expires_at - MIRROR_MARGIN).max(0.0);
                     stamp = flight_id as u32;
                     let replaced = g.entries.put(
@@ -1621,8 +1630,9 @@ mod tests {
             e.refresh_at - clock.now()
         };
         assert_eq!(interval(&cache), 100.0);
-        // Unchanged refreshes: 200, 400, then the cap, 700, and it stays there.
-        for expected in [200.0, 400.0, 700.0, 700.0] {
+        // Unchanged refreshes: 200, 400, then the cap, 700, and it stays there; once doubled,
+        // the jitter is [½, 1) of the interval (¾ with this test's fixed jitter).
+        for expected in [150.0, 300.0, 525.0, 525.0] {
             clock.advance(interval(&cache));
             let r = cache.fetch("k", Mode::Background, store.start()).await;
             assert_eq!(r.changed, Some(false));
