@@ -262,7 +262,8 @@ struct Entry {
 /// entry it stored (0: none).
 /// The fourth field: the stamp of the stored entry; the fifth: whether the value differs from
 /// the one it replaced (`None`: there was none).
-type Outcome = Option<Result<(Arc<Secret>, f64, f64, u64, Option<bool>), SecretError>>;
+type Stored = (Arc<Secret>, f64, f64, u64, Option<bool>);
+type Outcome = Option<Result<Stored, SecretError>>;
 
 /// One upstream fetch under way for a key. Only the flight registered in `Inner::flights`
 /// may write its result into the cache: `invalidate`, an explicit `refresh` and `close`
@@ -700,7 +701,7 @@ impl Cache {
         key: &str,
         result: Result<Secret, SecretError>,
         flight_id: u64,
-    ) -> Result<(Arc<Secret>, f64, f64, u64, Option<bool>), SecretError> {
+    ) -> Result<Stored, SecretError> {
         let now = self.clock.now();
         let mut g = self.lock();
         let current = g.flights.get(key).is_some_and(|f| f.id == flight_id);
