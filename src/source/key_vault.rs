@@ -132,10 +132,7 @@ pub fn parse_key(key: &str) -> Result<(&str, Option<&str>), String> {
 /// `@Microsoft.KeyVault(VaultName=…;SecretName=…[;SecretVersion=…])`. `None`: not a reference;
 /// `Some(Err)`: a reference that does not parse. `vault_suffix`: the configured cloud's
 /// Key Vault domain, for `VaultName=`.
-pub fn parse_reference(
-    key: &str,
-    vault_suffix: &str,
-) -> Option<Result<(Url, String, Option<String>), String>> {
+pub fn parse_reference(key: &str, vault_suffix: &str) -> Option<Result<Reference, String>> {
     let bad = |why: &str| Some(Err(format!("the Key Vault reference {why}")));
     let uri = if let Some(inner) = key.strip_prefix("@Microsoft.KeyVault(") {
         let Some(inner) = inner.strip_suffix(')') else {
@@ -209,6 +206,9 @@ pub fn parse_reference(
     }
     Some(Ok((vault, name.to_owned(), version.map(str::to_owned))))
 }
+
+/// A parsed reference: the vault, the secret name, the version if pinned.
+pub type Reference = (Url, String, Option<String>);
 
 pub struct Vault {
     pub url: Url,
