@@ -183,7 +183,14 @@ pub const EXTRA_CA_ENV: &str = "COMMERCE_SECRETS_EXTRA_CA_CERTS";
 /// A client with this package's settings (no redirects, no proxy, connect timeout, pool);
 /// `tls`: a TLS configuration of its own (a pinned certificate), else the default trust.
 pub fn build_client(tls: Option<rustls::ClientConfig>) -> Result<reqwest::Client, String> {
-    let builder = reqwest::Client::builder();
+    settings(reqwest::Client::builder(), tls)
+}
+
+/// The settings every client of this package has.
+fn settings(
+    builder: reqwest::ClientBuilder,
+    tls: Option<rustls::ClientConfig>,
+) -> Result<reqwest::Client, String> {
     let builder = match tls {
         Some(config) => builder.use_preconfigured_tls(config),
         None => builder,
@@ -191,6 +198,8 @@ pub fn build_client(tls: Option<rustls::ClientConfig>) -> Result<reqwest::Client
     builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
+        // No proxy: the identity endpoints are plain http on loopback or link-local, and a
+        // proxy taken from the environment would see their secret headers.
         .no_proxy()
         .user_agent(concat!(
             "commerce-secret-manager/",
@@ -212,19 +221,7 @@ static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        // No proxy: the identity endpoints are plain http on loopback or link-local, and a
-        // proxy taken from the environment would see their secret headers.
-        .no_proxy()
-        .user_agent(concat!(
-            "commerce-secret-manager/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|_| "the HTTP client could not be built".to_owned())
+    settings(builder, None)
 });
 
 #[derive(Clone, Debug)]

@@ -150,10 +150,7 @@ impl Provider for ClientCertificate {
             };
             let mut assertion = self.assertion(&audience)?;
             crate::secret::remember_sent(&assertion);
-            let mut credential = format!(
-                "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
-                form_encode(&assertion)
-            );
+            let mut credential = super::client_secret::assertion_credential(&assertion);
             let r = aad_client_credentials(
                 http,
                 "client-certificate",

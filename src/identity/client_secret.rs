@@ -61,6 +61,14 @@ pub(super) async fn aad_client_credentials(
         })
 }
 
+/// The form fragment of a client assertion (a JWT: a certificate's, or a federated token).
+pub(super) fn assertion_credential(assertion: &str) -> String {
+    format!(
+        "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+        form_encode(assertion)
+    )
+}
+
 /// A service principal with a client secret (AAD v2, client credentials).
 pub struct ClientSecret {
     pub authority: Url,

@@ -188,22 +188,34 @@ async fn token_request(
     deadline: Instant,
     endpoint: &str,
 ) -> Result<Token, SecretError> {
+    token_request_via(http, None, call, deadline, endpoint).await
+}
+
+/// `token_request` through a client of its own (Service Fabric's pinned certificate).
+async fn token_request_via(
+    http: &Http,
+    client: Option<&reqwest::Client>,
+    call: Call<'_>,
+    deadline: Instant,
+    endpoint: &str,
+) -> Result<Token, SecretError> {
     let what = format!("token from {endpoint}");
-    let reply = http
-        .send(&call, deadline, &what)
-        .await
-        .map_err(|e| match e.code {
-            ErrorCode::Timeout => e,
-            ErrorCode::Unavailable => SecretError {
-                code: ErrorCode::IdentityUnavailable,
-                transient: true,
-                ..e
-            },
-            _ => SecretError {
-                code: ErrorCode::IdentityUnavailable,
-                ..e
-            },
-        })?;
+    let sent = match client {
+        Some(c) => http.send_via(c, &call, deadline, &what).await,
+        None => http.send(&call, deadline, &what).await,
+    };
+    let reply = sent.map_err(|e| match e.code {
+        ErrorCode::Timeout => e,
+        ErrorCode::Unavailable => SecretError {
+            code: ErrorCode::IdentityUnavailable,
+            transient: true,
+            ..e
+        },
+        _ => SecretError {
+            code: ErrorCode::IdentityUnavailable,
+            ..e
+        },
+    })?;
     if !reply.ok() {
         let mut err = fail(format!(
             "{what}: the endpoint answered {}{}",

@@ -143,35 +143,14 @@ impl Provider for ServiceFabric {
             }
             let mut call = Call::get(url);
             call.secret_headers.push(("secret", &self.header));
-            let what = "the Service Fabric identity endpoint";
-            let reply =
-                http.send_via(client, &call, deadline, what)
-                    .await
-                    .map_err(|e| match e.code {
-                        ErrorCode::Timeout => e,
-                        ErrorCode::Unavailable => SecretError {
-                            code: ErrorCode::IdentityUnavailable,
-                            transient: true,
-                            ..e
-                        },
-                        _ => SecretError {
-                            code: ErrorCode::IdentityUnavailable,
-                            ..e
-                        },
-                    })?;
-            drop(call);
-            if !reply.ok() {
-                let mut err = fail(format!(
-                    "{what}: the endpoint answered {}{}",
-                    reply.status,
-                    endpoint_message(&reply.body)
-                ))
-                .with_status(reply.status);
-                err.transient = reply.status == 429 || reply.status >= 500;
-                return Err(err);
-            }
-            parse_token_reply(&reply.body, SystemClock.now())
-                .map_err(|why| fail(format!("{what}: {why}")))
+            token_request_via(
+                http,
+                Some(client),
+                call,
+                deadline,
+                "the Service Fabric identity endpoint",
+            )
+            .await
         })
     }
 }

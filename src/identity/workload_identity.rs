@@ -69,10 +69,7 @@ impl Provider for WorkloadIdentity {
                 )));
             }
             crate::secret::remember_sent(&trimmed);
-            let mut credential = format!(
-                "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
-                form_encode(&trimmed)
-            );
+            let mut credential = super::client_secret::assertion_credential(&trimmed);
             let r = aad_client_credentials(
                 http,
                 "workload-identity",
