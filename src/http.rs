@@ -345,10 +345,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return crate::time::secs(s);
     }
     let at = crate::time::parse_http_date(value)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let now = crate::cache::Clock::now(&crate::cache::SystemClock);
     crate::time::secs((at - now).max(0.0))
 }
 
@@ -369,7 +366,7 @@ fn backoff(attempt: u32) -> Duration {
     let ceiling = BACKOFF_BASE
         .saturating_mul(1u32 << (attempt - 1).min(10))
         .min(BACKOFF_CAP);
-    ceiling.mul_f64(jitter_fraction())
+    crate::time::secs(ceiling.as_secs_f64() * jitter_fraction()).unwrap_or(Duration::ZERO)
 }
 
 impl Http {
@@ -544,10 +541,7 @@ impl Http {
             // A server's Retry-After gets up to 20% more, at random: a fleet told the same wait
             // does not come back all at once.
             let wait = wait
-                .map(|w| {
-                    w.min(crate::time::MAX_WAIT)
-                        .mul_f64(1.0 + 0.2 * jitter_fraction())
-                })
+                .and_then(|w| crate::time::secs(w.as_secs_f64() * (1.0 + 0.2 * jitter_fraction())))
                 .unwrap_or_else(|| backoff(attempt));
             if Instant::now()
                 .checked_add(wait)

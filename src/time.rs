@@ -29,6 +29,16 @@ pub fn after(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Unix seconds of an HTTP-date in the preferred IMF-fixdate form
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`), or `None`.
 pub fn parse_http_date(s: &str) -> Option<f64> {
@@ -59,17 +69,7 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
     if !(1970..=9999).contains(&year) {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m as i64 + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(year, i64::from(month), i64::from(day));
     Some((days * 86_400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64) as f64)
 }
 

@@ -64,15 +64,7 @@ fn fail(message: String) -> SecretError {
     SecretError::new(ErrorCode::IdentityUnavailable, message)
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use crate::time::days_from_civil;
 
 /// App Service's date form of `expires_on`: "05/22/2021 17:18:21 +00:00".
 fn parse_app_service_date(s: &str) -> Option<f64> {
