@@ -139,33 +139,24 @@ impl Provider for ClientCertificate {
         deadline: Instant,
     ) -> TokenFuture<'a> {
         Box::pin(async move {
-            let tenant = tenant.or(self.tenant.as_deref());
-            let audience = match tenant {
-                Some(t) => self
-                    .authority
-                    .join(&format!("{t}/oauth2/v2.0/token"))
-                    .map(|u| u.to_string())
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            let mut assertion = self.assertion(&audience)?;
-            crate::secret::remember_sent(&assertion);
-            let mut credential = super::client_secret::assertion_credential(&assertion);
-            let r = aad_client_credentials(
+            aad_client_credentials(
                 http,
                 "client-certificate",
                 &self.authority,
-                tenant,
+                tenant.or(self.tenant.as_deref()),
                 &self.client_id,
-                &credential,
+                |audience| {
+                    let mut assertion = self.assertion(audience)?;
+                    crate::secret::remember_sent(&assertion);
+                    let credential = super::client_secret::assertion_credential(&assertion);
+                    zeroize::Zeroize::zeroize(&mut assertion);
+                    Ok(credential)
+                },
                 resource,
                 deadline,
                 self.allow_insecure_loopback,
             )
-            .await;
-            zeroize::Zeroize::zeroize(&mut credential);
-            zeroize::Zeroize::zeroize(&mut assertion);
-            r
+            .await
         })
     }
 }

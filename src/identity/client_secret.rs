@@ -3,9 +3,9 @@
 
 use super::*;
 
-/// A POST of client credentials to `{authority}/{tenant}/oauth2/v2.0/token`. `credential` is the
-/// form fragment that proves who the client is (`client_secret=…` or a client assertion); it is
-/// registered for scrubbing and wiped with the form.
+/// A POST of client credentials to `{authority}/{tenant}/oauth2/v2.0/token`. `credential` makes,
+/// from that token url (an assertion's audience), the form fragment that proves who the client
+/// is (`client_secret=…` or a client assertion); it is wiped after the request, as the form is.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn aad_client_credentials(
     http: &Http,
@@ -13,7 +13,7 @@ pub(super) async fn aad_client_credentials(
     authority: &Url,
     tenant: Option<&str>,
     client_id: &str,
-    credential: &str,
+    credential: impl FnOnce(&str) -> Result<String, SecretError>,
     resource: &str,
     deadline: Instant,
     allow_insecure_loopback: bool,
@@ -45,11 +45,13 @@ pub(super) async fn aad_client_credentials(
         .join(&format!("{tenant}/oauth2/v2.0/token"))
         .map_err(|_| fail(format!("{label} identity: the authority is not a url")))?;
     let scope = format!("{}/.default", resource.trim_end_matches('/'));
+    let mut credential = credential(url.as_str())?;
     let form = format!(
         "grant_type=client_credentials&client_id={}&{credential}&scope={}",
         form_encode(client_id),
         form_encode(&scope)
     );
+    zeroize::Zeroize::zeroize(&mut credential);
     let mut call = Call::get(url);
     call.method = Method::POST;
     call.form = Some(form);
@@ -93,22 +95,21 @@ impl Provider for ClientSecret {
         tenant: Option<&'a str>,
         deadline: Instant,
     ) -> TokenFuture<'a> {
-        Box::pin(async move {
-            let mut credential = format!("client_secret={}", form_encode(self.secret.expose()));
-            let r = aad_client_credentials(
-                http,
-                "client-secret",
-                &self.authority,
-                tenant.or(self.tenant.as_deref()),
-                &self.client_id,
-                &credential,
-                resource,
-                deadline,
-                self.allow_insecure_loopback,
-            )
-            .await;
-            zeroize::Zeroize::zeroize(&mut credential);
-            r
-        })
+        Box::pin(aad_client_credentials(
+            http,
+            "client-secret",
+            &self.authority,
+            tenant.or(self.tenant.as_deref()),
+            &self.client_id,
+            |_| {
+                Ok(format!(
+                    "client_secret={}",
+                    form_encode(self.secret.expose())
+                ))
+            },
+            resource,
+            deadline,
+            self.allow_insecure_loopback,
+        ))
     }
 }

@@ -69,20 +69,18 @@ impl Provider for WorkloadIdentity {
                 )));
             }
             crate::secret::remember_sent(&trimmed);
-            let mut credential = super::client_secret::assertion_credential(&trimmed);
             let r = aad_client_credentials(
                 http,
                 "workload-identity",
                 &self.authority,
                 tenant.or(self.tenant.as_deref()),
                 &self.client_id,
-                &credential,
+                |_| Ok(super::client_secret::assertion_credential(&trimmed)),
                 resource,
                 deadline,
                 self.allow_insecure_loopback,
             )
             .await;
-            zeroize::Zeroize::zeroize(&mut credential);
             let mut t = trimmed;
             zeroize::Zeroize::zeroize(&mut t);
             r
