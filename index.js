@@ -322,15 +322,19 @@ class SecretManager {
   close() {
     this._closed = true
     if (this._native !== undefined) this._native.close()
-    this._hot.clear()
-    this._due = []
-    this._lastUrl = undefined
-    this._lastMap = undefined
+    this._clearMirror()
     this._touched = []
     return Promise.resolve()
   }
 
-  _mirrorGet(url, secretKey) {
+  _clearMirror() {
+    this._hot.clear()
+    this._due = []
+    this._lastUrl = undefined
+    this._lastMap = undefined
+  }
+
+  _mirrorGet(url) {
     if (!this._keyedByUrl) return this._hot
     let map = this._hot.get(url)
     if (map === undefined) {
@@ -402,10 +406,7 @@ class SecretManager {
     const s = this._native.sync(this._seen, cacheKey === undefined ? null : cacheKey, stamp, wake)
     this._seen = s.changes
     if (s.removed === undefined || s.removed === null) {
-      this._hot.clear()
-      this._due = []
-      this._lastUrl = undefined
-      this._lastMap = undefined
+      this._clearMirror()
     } else {
       for (const k of s.removed) {
         const parts = splitCacheKey(k)
@@ -430,20 +431,23 @@ class SecretManager {
   }
 
   _rebuildDue() {
-    const live = this._due.filter((slot) => {
-      const parts = splitCacheKey(slot.cacheKey)
-      const map = this._keyedByUrl ? this._hot.get(parts.url) : this._hot
-      return map !== undefined && map.get(parts.key) === slot
-    })
+    const live = this._due.filter((slot) => this._holds(slot))
     live.sort((a, b) => a.until - b.until) // a sorted array is a heap
     this._due = live
   }
 
-  // Drop a slot whose time has come, if the mirror still holds that very slot.
-  _dropSlot(slot) {
+  // Whether the mirror still holds this very slot (not a newer one for its key).
+  _holds(slot) {
     const parts = splitCacheKey(slot.cacheKey)
     const map = this._keyedByUrl ? this._hot.get(parts.url) : this._hot
-    if (map !== undefined && map.get(parts.key) === slot) this._mirrorDelete(parts.url, parts.key)
+    return map !== undefined && map.get(parts.key) === slot
+  }
+
+  // Drop a slot whose time has come, if the mirror still holds that very slot.
+  _dropSlot(slot) {
+    if (!this._holds(slot)) return
+    const parts = splitCacheKey(slot.cacheKey)
+    this._mirrorDelete(parts.url, parts.key)
   }
 
   // Apply a reply to the mirror, emit its events, and make the caller's ISecretValue.
@@ -452,7 +456,7 @@ class SecretManager {
     const current = this._closed ? false : this._sync(cacheKey, reply.stamp)
     if (current && this._mirror && reply.freshUntilMs > Date.now()) {
       const slot = new Slot(reply, cacheKey)
-      this._mirrorGet(url, secretKey).set(secretKey, slot)
+      this._mirrorGet(url).set(secretKey, slot)
       heapPush(this._due, slot)
       // Slots replaced or dropped early stay in the heap until their time; when they are most
       // of it (an app that invalidates a lot), keep only the live ones.
