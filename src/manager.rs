@@ -1,7 +1,7 @@
 //! One secret manager: the configured source behind the cache, the deadline of each call,
 //! refresh-ahead in the background, and close. Pure Rust (no napi types): `lib.rs` converts.
 
-use crate::cache::{compose_key, secret_key_of, Answer, BackgroundEvent, Cache, Mode, Reply};
+use crate::cache::{compose_key, Answer, BackgroundEvent, Cache, Mode, Reply};
 use crate::config::{Config, SourceKind};
 use crate::error::{ErrorCode, SecretError};
 use crate::http::{HostPolicy, Http};
@@ -285,10 +285,5 @@ impl Manager {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.cache.close();
-    }
-
-    /// The secret key of a cache key (for events).
-    pub fn secret_key_of(cache_key: &str) -> &str {
-        secret_key_of(cache_key)
     }
 }
