@@ -64,7 +64,10 @@ export interface NativeDescription {
   oun: string
   ounOrigin: string
   allowedHosts: Array<string>
+  /** Where each of `allowed_hosts` comes from (same order). */
+  allowedHostOrigins: Array<string>
   allowInsecureLoopback: boolean
+  allowInsecureLoopbackOrigin: string
   /** The identity setting ('auto', ...) and the provider it resolved to. */
   identity: string
   identityProvider?: string

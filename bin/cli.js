@@ -40,6 +40,10 @@ Environment variables read:
   COMMERCE_SECRETS_SOURCE          the source, as --source
   COMMERCE_SECRETS_VAULT_URLS      Key Vault urls, comma-separated
   COMMERCE_SECRETS_OUN             the OUN header for Retail Server
+  COMMERCE_SECRETS_ALLOWED_HOSTS   more hosts that may receive a token, comma-separated
+                                   ('host' or '*.domain'), added to the defaults
+  COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK
+                                   1 or true: let a token go over http to loopback
   COMMERCE_SECRETS_NATIVE_PATH     the addon's .node file, when it is not found by itself
   COMMERCE_SECRETS_EXTRA_CA_CERTS  extra trusted CA certificates (PEM)
   MSDyn365Commerce_RSVERSION       Retail Server's version (below 9.24.2: not configured)
@@ -235,7 +239,9 @@ async function doctor(manager, args) {
       faults++
     }
   }
-  say(`hosts allowed to receive a token: ${d.allowedHosts.join(', ')}${d.allowInsecureLoopback ? ', loopback over http' : ''}`)
+  say('hosts allowed to receive a token (https):')
+  d.allowedHosts.forEach((h, i) => say(`  ${h}  (${d.allowedHostOrigins[i]})`))
+  say(`loopback over http: ${d.allowInsecureLoopback ? 'allowed' : 'not allowed'} (${d.allowInsecureLoopbackOrigin})`)
   if (d.source === 'retail-server') say(`oun: ${d.oun} (from ${d.ounOrigin})`)
   if (d.vaultUrls.length > 0) say(`vaults: ${d.vaultUrls.join(', ')}`)
   say(`cache: ${d.cacheEnabled ? 'on' : 'off'}; deadline per call: ${d.timeoutMs} ms`)

@@ -5,7 +5,7 @@
 //! itself: Jest gives each test file its own copy of `process.env`, and tests set it freely.
 
 use crate::cache::Policy;
-use crate::http::HostPolicy;
+use crate::hosts::{self, AllowedHost, HostPolicy, ALLOWED_HOSTS_VAR, ALLOW_INSECURE_LOOPBACK_VAR};
 use crate::identity::IdentitySettings;
 use crate::secret::SecretString;
 use serde_json::{Map, Value};
@@ -49,6 +49,8 @@ pub const ENV_VARS: &[&str] = &[
     "COMMERCE_SECRETS_SOURCE",
     "COMMERCE_SECRETS_OUN",
     "COMMERCE_SECRETS_VAULT_URLS",
+    "COMMERCE_SECRETS_ALLOWED_HOSTS",
+    "COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK",
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",
     "IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC",
@@ -81,8 +83,11 @@ pub struct Config {
     pub secrets: Vec<(String, SecretString)>,
     pub oun: String,
     pub oun_origin: &'static str,
-    pub allowed_hosts: Vec<String>,
+    /// Hosts added to the defaults (the allowedHosts option, COMMERCE_SECRETS_ALLOWED_HOSTS).
+    pub allowed_hosts: Vec<AllowedHost>,
     pub allow_insecure_loopback: bool,
+    /// Where `allow_insecure_loopback` came from (for `doctor`).
+    pub allow_insecure_loopback_origin: &'static str,
     pub identity: IdentitySettings,
     /// `MSDyn365Commerce_RSVERSION`, when set.
     pub retail_server_version: Option<String>,
@@ -92,15 +97,6 @@ pub struct Config {
 }
 
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
-
-/// Hosts that may receive a bearer token without being listed in `allowedHosts`:
-/// Commerce's Retail Servers and the Key Vault clouds (public, China, US Government).
-pub const DEFAULT_TOKEN_HOSTS: &[&str] = &[
-    "*.commerce.dynamics.com",
-    "*.vault.azure.net",
-    "*.vault.azure.cn",
-    "*.vault.usgovcloudapi.net",
-];
 
 type Env = HashMap<String, String>;
 
@@ -410,7 +406,29 @@ impl Config {
             Some(v) => return Err(bad("secrets", "an object of strings", v)),
         };
 
-        let allow_insecure_loopback = opt_bool(o, "allowInsecureLoopback")?.unwrap_or(false);
+        // Faults of the environment (not of the caller's options): the manager is built, and
+        // every call answers NOT_CONFIGURED naming the variable (never a silent ignore).
+        let mut env_faults: Vec<String> = Vec::new();
+        let (allow_insecure_loopback, allow_insecure_loopback_origin) = match opt_bool(
+            o,
+            "allowInsecureLoopback",
+        )? {
+            Some(b) => (b, "the allowInsecureLoopback option"),
+            None => match env_get(env, ALLOW_INSECURE_LOOPBACK_VAR) {
+                None => (false, "the default"),
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" => (true, ALLOW_INSECURE_LOOPBACK_VAR),
+                    "0" | "false" => (false, ALLOW_INSECURE_LOOPBACK_VAR),
+                    _ => {
+                        env_faults.push(format!(
+                                "environment variable {ALLOW_INSECURE_LOOPBACK_VAR} must be 1, true, 0 or false (got '{}')",
+                                v.escape_debug()
+                            ));
+                        (false, ALLOW_INSECURE_LOOPBACK_VAR)
+                    }
+                },
+            },
+        };
         let vault_urls = match opt_string_list(o, "vaultUrls")? {
             Some(v) => v,
             None => env_get(env, "COMMERCE_SECRETS_VAULT_URLS")
@@ -429,18 +447,27 @@ impl Config {
                 vault_urls.len()
             ));
         }
-        let allowed_hosts = opt_string_list(o, "allowedHosts")?.unwrap_or_default();
-        for h in &allowed_hosts {
-            let bare = h.strip_prefix("*.").unwrap_or(h);
-            if bare.is_empty()
-                || !bare
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-            {
-                return Err(format!(
-                    "option `allowedHosts`: '{}' is not a host name (use 'host' or '*.domain')",
-                    h.escape_debug()
-                ));
+        // Both add to the defaults: the option (the app's code) and the variable (the
+        // operator's, which is how the default instance is told).
+        let mut allowed_hosts = Vec::new();
+        for h in opt_string_list(o, "allowedHosts")?.unwrap_or_default() {
+            hosts::check_pattern(&h).map_err(|why| format!("option `allowedHosts`: {why}"))?;
+            allowed_hosts.push(AllowedHost {
+                pattern: h.to_ascii_lowercase(),
+                origin: "the allowedHosts option".into(),
+            });
+        }
+        if let Some(list) = env_get(env, ALLOWED_HOSTS_VAR) {
+            for h in list.split(',').map(str::trim) {
+                match hosts::check_pattern(h) {
+                    Ok(()) => allowed_hosts.push(AllowedHost {
+                        pattern: h.to_ascii_lowercase(),
+                        origin: ALLOWED_HOSTS_VAR.into(),
+                    }),
+                    Err(why) => env_faults.push(format!(
+                        "environment variable {ALLOWED_HOSTS_VAR} (comma-separated hosts): {why}"
+                    )),
+                }
             }
         }
 
@@ -530,7 +557,7 @@ impl Config {
         // identity; then a secrets file that exists.
         let vault_urls_option = o.get("vaultUrls").is_some_and(|v| !v.is_null());
         let secrets_file_option = secrets_file.is_some();
-        let mut not_configured = None;
+        let mut not_configured = (!env_faults.is_empty()).then(|| env_faults.join("; "));
         let (source, reason) = match requested {
             Some(k) => (k, format!("{} was chosen by {requested_by}", k.as_str())),
             None if secrets.is_some() => (SourceKind::Memory, "memory: the secrets option was given".to_owned()),
@@ -553,12 +580,17 @@ impl Config {
             None => match secrets_files.iter().find(|p| p.is_file()) {
                 Some(p) => (SourceKind::Local, format!("local: the secrets file {} exists", p.display())),
                 None => {
-                    not_configured = Some(NOT_CONFIGURED_HELP.to_owned());
+                    not_configured.get_or_insert_with(|| NOT_CONFIGURED_HELP.to_owned());
                     (SourceKind::Local, format!("none: {NOT_CONFIGURED_HELP}"))
                 }
             },
         };
 
+        let reason = if env_faults.is_empty() {
+            reason
+        } else {
+            format!("none: {}", env_faults.join("; "))
+        };
         Ok(Config {
             source,
             not_configured,
@@ -570,6 +602,7 @@ impl Config {
             oun_origin,
             allowed_hosts,
             allow_insecure_loopback,
+            allow_insecure_loopback_origin,
             identity,
             retail_server_version: env_get(env, "MSDyn365Commerce_RSVERSION").map(String::from),
             vault_urls,
@@ -707,6 +740,69 @@ mod tests {
         assert_eq!(c.source, SourceKind::Local);
         assert!(c.not_configured.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn allowed_hosts_from_the_option_and_the_environment() {
+        let c = cfg(
+            json!({"source": "retail-server", "allowedHosts": ["RS.Contoso.com"]}),
+            &[
+                (
+                    "COMMERCE_SECRETS_ALLOWED_HOSTS",
+                    " *.retail.fabrikam.net , rs2.contoso.com",
+                ),
+                ("COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK", "TRUE"),
+            ],
+        )
+        .unwrap();
+        assert!(c.not_configured.is_none());
+        let got: Vec<_> = c
+            .allowed_hosts
+            .iter()
+            .map(|h| (h.pattern.as_str(), h.origin.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("rs.contoso.com", "the allowedHosts option"),
+                ("*.retail.fabrikam.net", "COMMERCE_SECRETS_ALLOWED_HOSTS"),
+                ("rs2.contoso.com", "COMMERCE_SECRETS_ALLOWED_HOSTS"),
+            ]
+        );
+        assert!(c.allow_insecure_loopback);
+        assert_eq!(
+            c.allow_insecure_loopback_origin,
+            "COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK"
+        );
+        // The option beats the variable.
+        let c = cfg(
+            json!({"allowInsecureLoopback": false}),
+            &[("COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK", "1")],
+        )
+        .unwrap();
+        assert!(!c.allow_insecure_loopback);
+    }
+
+    #[test]
+    fn a_bad_host_variable_is_not_configured_naming_it() {
+        for (var, value) in [
+            (
+                "COMMERCE_SECRETS_ALLOWED_HOSTS",
+                "rs.contoso.com,https://x.com",
+            ),
+            ("COMMERCE_SECRETS_ALLOWED_HOSTS", "*"),
+            ("COMMERCE_SECRETS_ALLOWED_HOSTS", "a,,b"),
+            ("COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK", "yes"),
+        ] {
+            let c = cfg(json!({"source": "retail-server"}), &[(var, value)]).unwrap();
+            let why = c.not_configured.expect(value);
+            assert!(why.contains(var), "{why}");
+            assert!(c.reason.contains(var), "{}", c.reason);
+        }
+        // The option is the caller's: a TypeError at construction, as before.
+        assert!(cfg(json!({"allowedHosts": ["x/y"]}), &[])
+            .unwrap_err()
+            .contains("allowedHosts"));
     }
 
     #[test]

@@ -11,105 +11,21 @@
 //!
 //! Errors are described in our own words: reqwest's text is never passed on.
 
-use crate::config::DEFAULT_TOKEN_HOSTS;
 use crate::error::{ErrorCode, SecretError};
+use crate::hosts::HostPolicy;
 use crate::secret::SecretString;
 use once_cell::sync::Lazy;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::Method;
 use std::time::Duration;
 use tokio::time::Instant;
-use url::{Host, Url};
+use url::Url;
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_ATTEMPTS: u32 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(4);
-
-/// Which hosts may receive a bearer token.
-#[derive(Clone, Debug)]
-pub struct HostPolicy {
-    patterns: Vec<String>,
-    allow_insecure_loopback: bool,
-}
-
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(a)) => a.is_loopback(),
-        Some(Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    }
-}
-
-impl HostPolicy {
-    pub fn new(extra: &[String], allow_insecure_loopback: bool) -> Self {
-        let patterns = DEFAULT_TOKEN_HOSTS
-            .iter()
-            .map(|s| s.to_string())
-            .chain(extra.iter().map(|h| h.to_ascii_lowercase()))
-            .collect();
-        HostPolicy {
-            patterns,
-            allow_insecure_loopback,
-        }
-    }
-
-    pub fn allow_insecure_loopback(&self) -> bool {
-        self.allow_insecure_loopback
-    }
-
-    /// `*.domain` matches any host below `domain` (not `domain` itself); anything else exactly.
-    pub fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.patterns.iter().any(|p| match p.strip_prefix("*.") {
-            Some(domain) => {
-                host.len() > domain.len() + 1
-                    && host.ends_with(domain)
-                    && host[..host.len() - domain.len()].ends_with('.')
-            }
-            None => host == *p,
-        })
-    }
-
-    /// Why `url` may not receive a bearer token, or Ok.
-    pub fn check_token_url(&self, url: &Url) -> Result<(), String> {
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("the url carries user info".into());
-        }
-        if self.allow_insecure_loopback
-            && is_loopback(url)
-            && matches!(url.scheme(), "http" | "https")
-        {
-            return Ok(());
-        }
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(url) => {
-                return Err(
-                    "plain http is allowed only to loopback, with allowInsecureLoopback".into(),
-                )
-            }
-            "http" => return Err("a token is sent only over https".into()),
-            other => return Err(format!("the scheme '{other}' is not https")),
-        }
-        let host = match url.host() {
-            Some(Host::Domain(d)) => d.to_owned(),
-            Some(Host::Ipv4(a)) => a.to_string(),
-            Some(Host::Ipv6(a)) => a.to_string(),
-            None => return Err("the url has no host".into()),
-        };
-        if self.host_allowed(&host) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the host '{host}' may not receive a token (allowed: {}; add it to allowedHosts)",
-                self.patterns.join(", ")
-            ))
-        }
-    }
-}
 
 /// One request. Secrets go in `bearer` or in `secret_headers` (marked sensitive).
 pub struct Call<'a> {
@@ -558,64 +474,6 @@ impl Http {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn token_hosts() {
-        let p = HostPolicy::new(&["api.contoso.com".into(), "*.contoso.net".into()], false);
-        for ok in [
-            "https://scu1.commerce.dynamics.com/",
-            "https://a.b.commerce.dynamics.com/x",
-            "https://myvault.vault.azure.net",
-            "https://MyVault.Vault.Azure.Net",
-            "https://v.vault.azure.cn",
-            "https://v.vault.usgovcloudapi.net",
-            "https://api.contoso.com/",
-            "https://x.contoso.net/",
-        ] {
-            assert!(p.check_token_url(&url(ok)).is_ok(), "{ok}");
-        }
-        for bad in [
-            "https://commerce.dynamics.com/",
-            "https://evilcommerce.dynamics.com.attacker.io/",
-            "https://commerce.dynamics.com.attacker.io/",
-            "https://xcommerce.dynamics.com/",
-            "http://scu1.commerce.dynamics.com/",
-            "https://user:pw@scu1.commerce.dynamics.com/",
-            "https://user@scu1.commerce.dynamics.com/",
-            "ftp://scu1.commerce.dynamics.com/",
-            "https://10.0.0.1/",
-            "http://127.0.0.1:8080/",
-            "https://contoso.net/",
-            "https://api.contoso.com.evil/",
-        ] {
-            assert!(p.check_token_url(&url(bad)).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn loopback_only_when_opted_in() {
-        let strict = HostPolicy::new(&[], false);
-        let loose = HostPolicy::new(&[], true);
-        for u in [
-            "http://127.0.0.1:1/",
-            "http://127.8.9.10/",
-            "http://localhost:3/",
-            "http://[::1]:4/",
-            "https://127.0.0.1/",
-        ] {
-            assert!(strict.check_token_url(&url(u)).is_err(), "{u}");
-            assert!(loose.check_token_url(&url(u)).is_ok(), "{u}");
-        }
-        assert!(loose.check_token_url(&url("http://10.0.0.1/")).is_err());
-        assert!(loose
-            .check_token_url(&url("http://u:p@127.0.0.1/"))
-            .is_err());
-        assert!(loose.check_token_url(&url("http://example.com/")).is_err());
-    }
 
     #[test]
     fn retry_after_headers() {

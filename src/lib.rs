@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod hosts;
 pub mod http;
 pub mod identity;
 pub mod manager;
@@ -101,7 +102,10 @@ pub struct NativeDescription {
     pub oun: String,
     pub oun_origin: String,
     pub allowed_hosts: Vec<String>,
+    /// Where each of `allowed_hosts` comes from (same order).
+    pub allowed_host_origins: Vec<String>,
     pub allow_insecure_loopback: bool,
+    pub allow_insecure_loopback_origin: String,
     /// The identity setting ('auto', ...) and the provider it resolved to.
     pub identity: String,
     pub identity_provider: Option<String>,
@@ -343,6 +347,7 @@ impl NativeManager {
     #[napi]
     pub fn describe(&self) -> NativeDescription {
         let c = &self.inner.config;
+        let policy = hosts::HostPolicy::new(&c.allowed_hosts, c.allow_insecure_loopback);
         NativeDescription {
             source: c.source.as_str().to_owned(),
             reason: c.reason.clone(),
@@ -361,12 +366,10 @@ impl NativeManager {
             watch: c.watch,
             oun: c.oun.clone(),
             oun_origin: c.oun_origin.to_owned(),
-            allowed_hosts: config::DEFAULT_TOKEN_HOSTS
-                .iter()
-                .map(|h| h.to_string())
-                .chain(c.allowed_hosts.iter().cloned())
-                .collect(),
+            allowed_hosts: policy.hosts().iter().map(|h| h.pattern.clone()).collect(),
+            allowed_host_origins: policy.hosts().iter().map(|h| h.origin.clone()).collect(),
             allow_insecure_loopback: c.allow_insecure_loopback,
+            allow_insecure_loopback_origin: c.allow_insecure_loopback_origin.to_owned(),
             identity: c.identity.choice.clone(),
             identity_provider: self.inner.remote.as_ref().map(|(_, t)| t.describe()),
             vault_urls: c.vault_urls.clone(),

@@ -4,7 +4,8 @@
 use crate::cache::{compose_key, Answer, BackgroundEvent, Cache, Mode, Reply};
 use crate::config::{Config, SourceKind};
 use crate::error::{ErrorCode, SecretError};
-use crate::http::{HostPolicy, Http};
+use crate::hosts::HostPolicy;
+use crate::http::Http;
 use crate::identity::{self, TokenCache};
 use crate::source::key_vault::{KeyVaultSource, Vault};
 use crate::source::local::LocalSource;

@@ -9,7 +9,8 @@
 use crate::cache::Clock;
 use crate::cache::SystemClock;
 use crate::error::{ErrorCode, SecretError};
-use crate::http::{is_loopback, Call, Http};
+use crate::hosts::is_loopback;
+use crate::http::{Call, Http};
 use crate::secret::SecretString;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::Method;
@@ -354,7 +355,7 @@ pub fn authority_belongs(
     let Ok(url) = Url::parse(configured) else {
         return Err("the authority host setting is not a url".into());
     };
-    if loopback_ok && crate::http::is_loopback(&url) {
+    if loopback_ok && crate::hosts::is_loopback(&url) {
         return Ok(());
     }
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();

@@ -11,7 +11,8 @@ use super::{ProbeFuture, Source};
 use crate::cache::{Clock, FetchFuture, SystemClock};
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
-use crate::http::{is_loopback, Call, Http, Reply};
+use crate::hosts::is_loopback;
+use crate::http::{Call, Http, Reply};
 use crate::identity::TokenCache;
 use crate::secret::Secret;
 use serde_json::Value;
@@ -176,7 +177,7 @@ pub fn parse_reference(key: &str, vault_suffix: &str) -> Option<Result<Reference
     };
     // http only to loopback (a local fake; the host policy still wants allowInsecureLoopback).
     let scheme_ok =
-        url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback(&url));
+        url.scheme() == "https" || (url.scheme() == "http" && crate::hosts::is_loopback(&url));
     if !scheme_ok || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty()
     {
         return bad("must be an https url with no query, fragment or user info");
