@@ -1,13 +1,14 @@
 'use strict'
 // Azure Event Grid push invalidation: a Node http / Express handler that answers the
-// subscription handshake and refreshes the secret a Key Vault event names, on this instance.
+// subscription handshake and hands each Key Vault event to manager.secretChanged (a thin
+// adapter: which entries to refresh, and whether the vault and name are acceptable, is the
+// manager's to say, through its public method).
 // Event Grid schema and CloudEvents 1.0 are both accepted. Every request must carry the shared
 // secret (query `code`, or header `x-commerce-secrets-code`); anything else gets 401 and
 // changes nothing. Bodies are capped. Nothing here throws into the server.
 
 const crypto = require('crypto')
 
-const INTERNALS = Symbol.for('commerce-secret-manager.internals')
 const MAX_BODY_BYTES = 1024 * 1024 // Event Grid's own limit for a batch
 const VALIDATION = 'Microsoft.EventGrid.SubscriptionValidationEvent'
 const SECRET_EVENTS = [
@@ -82,27 +83,69 @@ function parse(text) {
   }
 }
 
-// Event Grid schema ({ eventType, data }) or CloudEvents 1.0 ({ type, data }), one or a batch.
+// Event Grid schema ({ id, eventType, data }) or CloudEvents 1.0 ({ id, type, data }), one or
+// a batch.
 function normalize(json) {
   const list = Array.isArray(json) ? json : [json]
   return list.map((e) => {
-    if (e === null || typeof e !== 'object') return { type: undefined, data: undefined }
-    return { type: typeof e.eventType === 'string' ? e.eventType : e.type, data: e.data }
+    if (e === null || typeof e !== 'object') return { id: undefined, type: undefined, data: undefined }
+    return { id: typeof e.id === 'string' ? e.id : undefined, type: typeof e.eventType === 'string' ? e.eventType : e.type, data: e.data }
   })
 }
 
-// The vault name of an event: data.VaultName, else the first label of data.Id's host.
+// The vault of an event, as secretChanged takes it: the origin of data.Id (the secret's id,
+// https://<vault>/secrets/<name>/<version>), else data.VaultName (a short name, which the
+// manager completes with its cloud's vault domain). Never a guess from part of a host.
 function vaultOf(data) {
-  if (typeof data.VaultName === 'string' && data.VaultName !== '') return data.VaultName.toLowerCase()
-  try {
-    return new URL(data.Id).hostname.split('.')[0].toLowerCase()
-  } catch (e) {
-    return undefined
+  if (typeof data.Id === 'string' && data.Id !== '') {
+    try {
+      const u = new URL(data.Id)
+      if (u.protocol === 'https:' || u.protocol === 'http:') return `${u.protocol}//${u.host}`
+    } catch (e) {
+      // fall through to VaultName
+    }
+  }
+  return typeof data.VaultName === 'string' ? data.VaultName : ''
+}
+
+// Event ids recently handled, oldest first: a redelivery (Event Grid delivers at least once,
+// and a fan-out repeats) costs nothing. Bounded.
+const SEEN_IDS = 10000
+function makeSeen() {
+  const ids = new Set()
+  return {
+    has: (id) => ids.has(id),
+    add(id) {
+      ids.add(id)
+      if (ids.size > SEEN_IDS) ids.delete(ids.values().next().value)
+    },
   }
 }
 
+// At most this many secretChanged calls at once for one delivery: a batch of 500 names
+// against a 100 ms vault is answered in a few seconds, well inside Event Grid's 30 s.
+const CONCURRENCY = 32
+
+function eachBounded(items, limit, fn) {
+  const results = new Array(items.length)
+  let next = 0
+  const worker = () => {
+    if (next >= items.length) return Promise.resolve()
+    const i = next++
+    return Promise.resolve()
+      .then(() => fn(items[i]))
+      .then((r) => {
+        results[i] = r
+        return worker()
+      })
+  }
+  const workers = []
+  for (let k = 0; k < Math.min(limit, items.length); k++) workers.push(worker())
+  return Promise.all(workers).then(() => results)
+}
+
 function createEventGridHandler(manager, options) {
-  if (manager === null || typeof manager !== 'object' || typeof manager.refresh !== 'function') {
+  if (manager === null || typeof manager !== 'object' || typeof manager.secretChanged !== 'function') {
     throw new TypeError('createEventGridHandler takes a SecretManager')
   }
   const sharedSecret = options && options.sharedSecret
@@ -113,14 +156,23 @@ function createEventGridHandler(manager, options) {
   if (typeof spreadMs !== 'number' || !Number.isFinite(spreadMs) || spreadMs < 0 || spreadMs > 600000) {
     throw new TypeError('createEventGridHandler: options.spreadMs must be a number from 0 to 600000')
   }
+  const seen = makeSeen()
   return function eventGridHandler(req, res) {
     Promise.resolve()
-      .then(() => handle(manager, sharedSecret, spreadMs, req, res))
+      .then(() => handle(manager, sharedSecret, spreadMs, seen, req, res))
       .catch(() => send(res, 500, { error: 'the event could not be handled' }))
   }
 }
 
-async function handle(manager, sharedSecret, spreadMs, req, res) {
+// One event: its secret's refresh through manager.secretChanged, or why it was refused.
+function changed(manager, change) {
+  return manager.secretChanged(change.vault, change.name).then(
+    (r) => ({ name: change.name, ok: r.failed === 0, refreshed: r.refreshed, failed: r.failed }),
+    (e) => ({ name: change.name, ok: false, refused: true, code: e && e.code, message: e && e.message }),
+  )
+}
+
+async function handle(manager, sharedSecret, spreadMs, seen, req, res) {
   if (!sameSecret(presentedCode(req), sharedSecret)) return send(res, 401, { error: 'the shared secret is missing or wrong' })
   // CloudEvents 1.0 abuse-protection handshake.
   if (req.method === 'OPTIONS') {
@@ -143,41 +195,50 @@ async function handle(manager, sharedSecret, spreadMs, req, res) {
   if (!events.every((e) => SECRET_EVENTS.includes(e.type) && e.data && typeof e.data === 'object' && typeof e.data.ObjectName === 'string')) {
     return send(res, 400, { error: `only ${SECRET_EVENTS.join(', ')} with data.ObjectName are handled` })
   }
-  // The vaults this manager reads: an event for another vault changes nothing.
-  let vaults = []
-  try {
-    vaults = manager[INTERNALS]().describe().vaultUrls.map((u) => new URL(u).hostname.split('.')[0].toLowerCase())
-  } catch (e) {
-    vaults = []
+  // Redeliveries (an id handled before, or twice in this batch) cost nothing; the same secret
+  // named twice is one change.
+  const changes = []
+  const keyed = new Set()
+  let repeated = 0
+  for (const e of events) {
+    if (e.id !== undefined) {
+      if (seen.has(e.id)) {
+        repeated++
+        continue
+      }
+      seen.add(e.id)
+    }
+    const change = { vault: vaultOf(e.data), name: e.data.ObjectName }
+    const k = `${change.vault}\n${change.name}`
+    if (keyed.has(k)) continue
+    keyed.add(k)
+    changes.push(change)
   }
-  if (vaults.length > 0 && !events.every((e) => vaults.includes(vaultOf(e.data)))) {
-    return send(res, 403, { error: 'an event is for a vault this instance does not read' })
-  }
-  const names = Array.from(new Set(events.map((e) => e.data.ObjectName)))
   if (spreadMs > 0) {
     // A fleet that fans the event out to every instance: each refreshes at a random moment in
     // the window, so the vault is not asked by all at once. Accepted now; unref'd timers.
-    for (const name of names) {
+    for (const change of changes) {
       const t = setTimeout(() => {
-        if (manager.source === 'key-vault') manager.refresh(name, '')
-        else manager.invalidate(name)
+        manager.secretChanged(change.vault, change.name).catch(() => {})
       }, Math.random() * spreadMs)
       if (t && typeof t.unref === 'function') t.unref()
     }
-    return send(res, 202, { scheduled: names, withinMs: spreadMs })
+    return send(res, 202, { scheduled: changes.map((c) => c.name), withinMs: spreadMs, repeated })
   }
-  const refreshed = []
-  for (const name of names) {
-    if (manager.source === 'key-vault') {
-      const r = await manager.refresh(name, '')
-      refreshed.push({ name, ok: r.error === undefined, code: r.error && r.error.code })
-    } else {
-      // Other sources are read through another name or url: forget it, the next call reads it.
-      manager.invalidate(name)
-      refreshed.push({ name, ok: true, invalidated: true })
-    }
+  const results = await eachBounded(changes, CONCURRENCY, (c) => changed(manager, c))
+  const refused = results.filter((r) => r.refused)
+  // A refusal is final (4xx: Event Grid does not retry it): an event for a vault this instance
+  // does not read (403), or a name that is not a secret name (400).
+  if (refused.length > 0) {
+    const status = refused.some((r) => r.code === 'HOST_NOT_ALLOWED') ? 403 : 400
+    const error = status === 403 ? 'an event is for a vault this instance does not read' : 'an event names no Key Vault secret'
+    return send(res, status, { error, refreshed: results.map(shown) })
   }
-  return send(res, 200, { refreshed })
+  return send(res, 200, { refreshed: results.map(shown), repeated })
+}
+
+function shown(r) {
+  return r.refused ? { name: r.name, ok: false, code: r.code } : { name: r.name, ok: r.ok, refreshed: r.refreshed }
 }
 
 module.exports = { createEventGridHandler, MAX_BODY_BYTES }

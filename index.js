@@ -140,6 +140,7 @@ class SecretManager {
     this._lastUrl = undefined
     this._lastMap = undefined
     this._due = [] // min-heap of slots by `until`
+    this._changing = new Map() // cache key -> { running, queued }: secretChanged's refreshes
     this._touched = [] // cache keys answered from the mirror since the last fetch
     this._epoch = 0
     this._hits = 0
@@ -302,6 +303,58 @@ class SecretManager {
     this._sync(undefined, 0)
   }
 
+  // Push invalidation: the secret `name` of `vault` (a vault url or name this manager reads)
+  // changed. Every cached entry that pair serves is refreshed, one flight per entry however
+  // many calls come: a call while a refresh is running waits for one that starts after it
+  // (at most one queued behind the running one). Refused with a SecretError (rejects), nothing
+  // sent, for anything that is not a vault this manager reads or not a secret name.
+  secretChanged(vault, name) {
+    if (typeof vault !== 'string' || typeof name !== 'string') {
+      return Promise.reject(
+        new SecretError('INVALID_ARGUMENT', `secretChanged takes a vault (url or name) and a secret name, as strings (got ${typeName(vault)} and ${typeName(name)})`),
+      )
+    }
+    if (!this._ready()) return Promise.reject(this._notConfigured(name).error)
+    const targets = this._native.changedKeys(vault, name)
+    if (targets.code !== undefined && targets.code !== null) {
+      return Promise.reject(new SecretError(targets.code, targets.message, name))
+    }
+    return Promise.all(targets.keys.map((k) => this._refreshCoalesced(k))).then((results) => {
+      let failed = 0
+      for (const r of results) if (r.error !== undefined) failed++
+      return { refreshed: results.length - failed, failed }
+    })
+  }
+
+  // One refresh of a cache key at a time, and at most one queued after it (see secretChanged).
+  _refreshCoalesced(cacheKey) {
+    const parts = splitCacheKey(cacheKey)
+    let state = this._changing.get(cacheKey)
+    if (state === undefined) {
+      state = { running: this.refresh(parts.key, parts.url), queued: null }
+      this._changing.set(cacheKey, state)
+      this._whenRefreshed(cacheKey, state)
+      return state.running
+    }
+    if (state.queued === null) {
+      // Starts when the running one settles (after _whenRefreshed has made it the running one).
+      state.queued = state.running.then(() => this.refresh(parts.key, parts.url))
+    }
+    return state.queued
+  }
+
+  _whenRefreshed(cacheKey, state) {
+    state.running.then(() => {
+      if (state.queued === null) {
+        this._changing.delete(cacheKey)
+        return
+      }
+      state.running = state.queued
+      state.queued = null
+      this._whenRefreshed(cacheKey, state)
+    })
+  }
+
   stats() {
     if (this._native === undefined) {
       return { entries: 0, hits: 0, misses: 0, staleServed: 0, upstreamRequests: 0, upstreamErrors: 0, inFlight: 0 }
@@ -451,10 +504,16 @@ class SecretManager {
   }
 
   // Apply a reply to the mirror, emit its events, and make the caller's ISecretValue.
+  // The mirror keeps an answer under the key it was asked with, and only when that key is
+  // the cache key the addon answered for (its canonical form: every form of a Key Vault
+  // reference shares one entry). So every key the cache's log names is a key the mirror may
+  // hold, and dropping it drops everything that answered for it. Other forms ask the addon
+  // (a synchronous lookup, no runtime).
   _settle(reply, secretKey, url, why) {
-    const cacheKey = this._keyedByUrl ? url + SEP + secretKey : secretKey
-    const current = this._closed ? false : this._sync(cacheKey, reply.stamp)
-    if (current && this._mirror && reply.freshUntilMs > Date.now()) {
+    const asked = this._keyedByUrl ? url + SEP + secretKey : secretKey
+    const cacheKey = reply.cacheKey === undefined || reply.cacheKey === null ? undefined : reply.cacheKey
+    const current = this._closed ? false : this._sync(cacheKey, cacheKey === undefined ? 0 : reply.stamp)
+    if (current && cacheKey === asked && this._mirror && reply.freshUntilMs > Date.now()) {
       const slot = new Slot(reply, cacheKey)
       this._mirrorGet(url).set(secretKey, slot)
       heapPush(this._due, slot)

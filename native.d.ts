@@ -38,6 +38,11 @@ export declare class NativeManager {
    */
   fetch(key: string, url: string, refresh: boolean, touched: Array<string>): Promise<NativeReply>
   invalidate(key?: string | undefined | null): void
+  /**
+   * Push invalidation (`secretChanged`): the cache keys a change of (`vault`, `name`) makes
+   * stale and the cache holds; or a refusal (nothing is sent either way).
+   */
+  changedKeys(vault: string, name: string): NativeChanged
   stats(): NativeStats
   /**
    * Wipes cached values and cancels every request in flight (their callers answer CLOSED
@@ -51,6 +56,13 @@ export declare class NativeManager {
   tokenRequests(): number
   /** Every key of the local secrets file (for `validate`); names only. */
   localKeys(): NativeKeys
+}
+
+/** Push invalidation's targets: the cache keys to refresh, or why the call was refused. */
+export interface NativeChanged {
+  keys: Array<string>
+  code?: string
+  message?: string
 }
 
 /** What `doctor` shows: the resolved configuration, with no secret in it. */
@@ -113,6 +125,12 @@ export interface NativeReply {
   changed?: boolean
   /** Key Vault's version, when known. */
   version?: string
+  /**
+   * The cache key this is the answer of (the canonical form of the key, with the url where
+   * the source uses it); absent when the cache was not asked. The JS mirror keeps an answer
+   * only under the key it was asked with, and only when that key is this one.
+   */
+  cacheKey?: string
 }
 
 export interface NativeStats {

@@ -100,7 +100,7 @@ describe('Key Vault', () => {
     vault.secrets['db-password'].value = 'second'
     vault.secrets['db-password'].currentVersion = '0123456789abcdef0123456789abcdef'
     const r = await post(`${url}?code=${SHARED}`, newVersionEvent('db-password'))
-    expect(r).toMatchObject({ status: 200, json: { refreshed: [{ name: 'db-password', ok: true }] } })
+    expect(r).toMatchObject({ status: 200, json: { refreshed: [{ name: 'db-password', ok: true, refreshed: 1 }] } })
     expect((await m.getSecretValue('db-password', '')).value).toBe('second')
     expect(events.some((e) => e.type === 'rotate' && e.secretKey === 'db-password')).toBe(true)
     vault.secrets['db-password'].value = 'third'
@@ -147,13 +147,13 @@ test('Event Grid with spreadMs: 202 at once, the refresh within the window; an E
   vault.secrets.k.currentVersion = '44444444444444444444444444444444'
   const handler = createEventGridHandler(m, { sharedSecret: SHARED, spreadMs: 200 })
   // Express has parsed the body already: req.body is used, the stream is not read.
-  const event = [{ eventType: 'Microsoft.KeyVault.SecretNewVersionCreated', data: { ObjectName: 'k', VaultName: new URL(vault.url).hostname.split('.')[0] } }]
+  const event = [{ eventType: 'Microsoft.KeyVault.SecretNewVersionCreated', data: { ObjectName: 'k', Id: `${vault.url}secrets/k/44444444444444444444444444444444` } }]
   const res = { status: 0, body: '', headersSent: false, writeHead(s) { this.status = s }, end(b) { this.body = b } }
   handler({ method: 'POST', url: `/?code=${SHARED}`, headers: {}, body: event, on() {}, pause() {} }, res)
   const deadline = Date.now() + 10000
   while (res.status === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
   expect(res.status).toBe(202)
-  expect(JSON.parse(res.body)).toEqual({ scheduled: ['k'], withinMs: 200 })
+  expect(JSON.parse(res.body)).toEqual({ scheduled: ['k'], withinMs: 200, repeated: 0 })
   let value
   while (Date.now() < deadline) {
     value = (await m.getSecretValue('k', '')).value

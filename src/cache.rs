@@ -17,46 +17,12 @@ use crate::secret::{Secret, SecretString};
 use lru::LruCache;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
-/// Unix time in (fractional) seconds.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> f64;
-}
-
-pub struct SystemClock;
-
-/// The system clock moved by an offset that tests set (the addon's `testControl`, never the
-/// public API): the cache's policy times are then tested without sleeping through them.
-#[derive(Default)]
-pub struct OffsetClock {
-    offset_ms: std::sync::atomic::AtomicI64,
-}
-
-impl OffsetClock {
-    pub fn advance_ms(&self, ms: i64) {
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
-    }
-}
-
-impl Clock for OffsetClock {
-    fn now(&self) -> f64 {
-        SystemClock.now() + self.offset_ms.load(Ordering::Relaxed) as f64 / 1000.0
-    }
-}
-
-impl Clock for SystemClock {
-    fn now(&self) -> f64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0)
-    }
-}
+use crate::source::FetchFuture;
+use crate::time::{Clock, SystemClock};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
@@ -107,8 +73,6 @@ impl Policy {
         (self.refresh_after * 0.1).clamp(0.001, 30.0)
     }
 }
-
-pub type FetchFuture = Pin<Box<dyn Future<Output = Result<Secret, SecretError>> + Send>>;
 
 /// Why the caller is asking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -897,6 +861,12 @@ impl Cache {
             g.events.push(event);
         }
         g.changed(None, &self.cell);
+    }
+
+    /// Whether the cache holds this key now: an entry, or a read under way.
+    pub fn holds(&self, key: &str) -> bool {
+        let g = self.lock();
+        g.entries.contains(key) || g.flights.contains_key(key)
     }
 
     /// Forget one secret key (under every url) or, with `None`, everything. Flights of those

@@ -261,7 +261,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return crate::time::secs(s);
     }
     let at = crate::time::parse_http_date(value)?;
-    let now = crate::cache::Clock::now(&crate::cache::SystemClock);
+    let now = crate::time::Clock::now(&crate::time::SystemClock);
     crate::time::secs((at - now).max(0.0))
 }
 

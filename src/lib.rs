@@ -52,6 +52,18 @@ pub struct NativeReply {
     pub changed: Option<bool>,
     /// Key Vault's version, when known.
     pub version: Option<String>,
+    /// The cache key this is the answer of (the canonical form of the key, with the url where
+    /// the source uses it); absent when the cache was not asked. The JS mirror keeps an answer
+    /// only under the key it was asked with, and only when that key is this one.
+    pub cache_key: Option<String>,
+}
+
+/// Push invalidation's targets: the cache keys to refresh, or why the call was refused.
+#[napi(object)]
+pub struct NativeChanged {
+    pub keys: Vec<String>,
+    pub code: Option<String>,
+    pub message: Option<String>,
 }
 
 /// What the JS mirror needs to follow the cache (see `Cache::sync`).
@@ -152,7 +164,8 @@ fn event_name(e: Event) -> &'static str {
     }
 }
 
-fn to_native(r: cache::Reply) -> NativeReply {
+fn to_native(keyed: manager::Keyed) -> NativeReply {
+    let r = keyed.reply;
     let (value, id, expires_on, code, message, status, event) = match &r.answer {
         Answer::Value { secret, expires_at } => (
             Some(secret.value.expose().to_owned()),
@@ -192,6 +205,7 @@ fn to_native(r: cache::Reply) -> NativeReply {
             }
             Answer::Error(_) => None,
         },
+        cache_key: keyed.cache_key,
     }
 }
 
@@ -320,7 +334,25 @@ impl NativeManager {
 
     #[napi]
     pub fn invalidate(&self, key: Option<String>) {
-        self.inner.cache.invalidate(key.as_deref());
+        self.inner.invalidate(key.as_deref());
+    }
+
+    /// Push invalidation (`secretChanged`): the cache keys a change of (`vault`, `name`) makes
+    /// stale and the cache holds; or a refusal (nothing is sent either way).
+    #[napi]
+    pub fn changed_keys(&self, vault: String, name: String) -> NativeChanged {
+        match self.inner.changed_keys(&vault, &name) {
+            Ok(keys) => NativeChanged {
+                keys,
+                code: None,
+                message: None,
+            },
+            Err(e) => NativeChanged {
+                keys: Vec::new(),
+                code: Some(e.code.as_str().to_owned()),
+                message: Some(e.message),
+            },
+        }
     }
 
     #[napi]

@@ -1,7 +1,7 @@
 //! One secret manager: the configured source behind the cache, the deadline of each call,
 //! refresh-ahead in the background, and close. Pure Rust (no napi types): `lib.rs` converts.
 
-use crate::cache::{compose_key, Answer, BackgroundEvent, Cache, Mode, Reply};
+use crate::cache::{compose_key, secret_key_of, Answer, BackgroundEvent, Cache, Mode, Reply};
 use crate::config::{Config, SourceKind};
 use crate::error::{ErrorCode, SecretError};
 use crate::hosts::HostPolicy;
@@ -17,12 +17,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// An answer, and the cache key it is the answer of (`None`: the cache was not asked).
+pub struct Keyed {
+    pub reply: Reply,
+    pub cache_key: Option<String>,
+}
+
 pub struct Manager {
     pub config: Config,
     pub source: Arc<dyn Source>,
     pub cache: Arc<Cache>,
     /// The cache's clock: the system clock, which tests may move forward (`testControl`).
-    pub clock: Arc<crate::cache::OffsetClock>,
+    pub clock: Arc<crate::time::OffsetClock>,
     pub timeout: Duration,
     closed: AtomicBool,
     timer_started: AtomicBool,
@@ -125,19 +131,22 @@ impl Manager {
                     .vault_urls
                     .iter()
                     .filter_map(|u| url::Url::parse(u).ok())
-                    .map(Vault::new)
+                    .map(|u| Arc::new(Vault::new(u)))
                     .collect();
                 Arc::new(KeyVaultSource {
                     http,
                     tokens,
                     vaults,
                     authority_host: config.identity.authority_host.clone(),
-                    referenced: std::sync::Mutex::new(std::collections::HashMap::new()),
+                    referenced: std::sync::Mutex::new(lru::LruCache::new(
+                        std::num::NonZeroUsize::new(config.policy.max_entries.max(1))
+                            .unwrap_or(std::num::NonZeroUsize::MIN),
+                    )),
                 })
             }
         };
         let timeout = time::millis(config.timeout_ms).unwrap_or(Duration::from_secs(10));
-        let clock = Arc::new(crate::cache::OffsetClock::default());
+        let clock = Arc::new(crate::time::OffsetClock::default());
         let cache = Arc::new(Cache::with_clock(
             config.policy.clone(),
             clock.clone(),
@@ -168,46 +177,50 @@ impl Manager {
         )
     }
 
-    /// Bad argument, closed, or an in-process source: answered without the cache.
-    fn answer_now(&self, key: &str) -> Option<Reply> {
+    /// Bad argument, closed, or an in-process source: answered without the cache (`Err`).
+    /// Otherwise the cache key: the canonical form of `key` (`Source::cache_key`), with the
+    /// url where the source uses it.
+    fn resolve(&self, key: &str, url: &str) -> Result<String, Reply> {
         if let Err(e) = validate_key(key) {
-            return Some(Reply::error(e));
+            return Err(Reply::error(e));
         }
         if self.is_closed() {
-            return Some(Reply::error(Manager::closed_error(key)));
+            return Err(Reply::error(Manager::closed_error(key)));
         }
-        if let Err(e) = self.source.check_key(key) {
-            return Some(Reply::error(e));
-        }
-        let result = self.source.read_now(key)?;
-        let local = self.source.kind() == SourceKind::Local;
-        Some(match result {
-            Ok(secret) => {
-                let expires_at = if local { LOCAL_EXPIRES_ON } else { 0.0 };
-                Reply::value(Arc::new(secret), expires_at, crate::cache::Event::Hit)
-            }
-            Err(e) => {
-                let mut r = Reply::error(e);
-                if local {
-                    r.error_expires_on = LOCAL_EXPIRES_ON;
+        let canonical = self.source.cache_key(key).map_err(Reply::error)?;
+        if let Some(result) = self.source.read_now(key) {
+            let local = self.source.kind() == SourceKind::Local;
+            return Err(match result {
+                Ok(secret) => {
+                    let expires_at = if local { LOCAL_EXPIRES_ON } else { 0.0 };
+                    Reply::value(Arc::new(secret), expires_at, crate::cache::Event::Hit)
                 }
-                r
-            }
-        })
-    }
-
-    pub fn cache_key(&self, key: &str, url: &str) -> String {
-        compose_key(self.source.keyed_by_url().then_some(url), key).into_owned()
+                Err(e) => {
+                    let mut r = Reply::error(e);
+                    if local {
+                        r.error_expires_on = LOCAL_EXPIRES_ON;
+                    }
+                    r
+                }
+            });
+        }
+        Ok(compose_key(self.source.keyed_by_url().then_some(url), &canonical).into_owned())
     }
 
     /// The synchronous path (the JS thread): an answer now, or `None` when the caller must
-    /// `fetch`. A hit that finds refresh-ahead due starts the refresh in the background
+    /// `fetch`; with it, the cache key it is the answer of (none when the cache was not
+    /// asked). A hit that finds refresh-ahead due starts the refresh in the background
     /// (a tokio task: it holds nothing that keeps Node's event loop alive).
-    pub fn lookup(self: &Arc<Self>, key: &str, url: &str) -> Option<Reply> {
-        if let Some(reply) = self.answer_now(key) {
-            return Some(reply);
-        }
-        let ck = self.cache_key(key, url);
+    pub fn lookup(self: &Arc<Self>, key: &str, url: &str) -> Option<Keyed> {
+        let ck = match self.resolve(key, url) {
+            Ok(ck) => ck,
+            Err(reply) => {
+                return Some(Keyed {
+                    reply,
+                    cache_key: None,
+                })
+            }
+        };
         let mut reply = self.cache.lookup(&ck)?;
         if reply.refresh {
             reply.refresh = false;
@@ -215,12 +228,45 @@ impl Manager {
             let (key, url) = (key.to_owned(), url.to_owned());
             napi::bindgen_prelude::spawn(async move { this.refresh_in_background(key, url).await });
         }
-        Some(reply)
+        Some(Keyed {
+            reply,
+            cache_key: Some(ck),
+        })
+    }
+
+    /// Forget one key (every key that names the same secret, under every url) or everything.
+    pub fn invalidate(&self, key: Option<&str>) {
+        match key {
+            None => self.cache.invalidate(None),
+            Some(k) => match self.source.cache_key(k) {
+                Ok(canonical) => self.cache.invalidate(Some(&canonical)),
+                // Not a key this source could have cached: nothing to forget.
+                Err(_) => {}
+            },
+        }
+    }
+
+    /// Push invalidation: the cache keys (with their url part, if any) that a change of
+    /// (`vault`, `name`) can make stale and that the cache holds now (an entry, or a read
+    /// under way). Refused (nothing to refresh) for anything not a vault this manager reads.
+    pub fn changed_keys(&self, vault: &str, name: &str) -> Result<Vec<String>, SecretError> {
+        if self.is_closed() {
+            return Err(Manager::closed_error(name));
+        }
+        let candidates = self.source.changed_keys(vault, name)?;
+        Ok(candidates
+            .into_iter()
+            .filter(|k| self.cache.holds(k))
+            .collect())
     }
 
     async fn refresh_in_background(self: Arc<Self>, key: String, url: String) {
         let started = Instant::now();
-        let reply = self.clone().fetch(key.clone(), url, Mode::Background).await;
+        let reply = self
+            .clone()
+            .fetch(key.clone(), url, Mode::Background)
+            .await
+            .reply;
         let (code, version) = match &reply.answer {
             Answer::Error(e) => (Some(e.code), None),
             Answer::Value { secret, .. } => (None, version_of(secret.id.as_deref())),
@@ -238,14 +284,22 @@ impl Manager {
 
     /// Go upstream through the single flight (see `Cache::fetch` for the modes), within the
     /// call's deadline.
-    pub async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode) -> Reply {
-        if let Some(reply) = self.answer_now(&key) {
-            return reply;
-        }
-        let ck = self.cache_key(&key, &url);
+    pub async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode) -> Keyed {
+        let ck = match self.resolve(&key, &url) {
+            Ok(ck) => ck,
+            Err(reply) => {
+                return Keyed {
+                    reply,
+                    cache_key: None,
+                }
+            }
+        };
+        // The source is given the canonical key: every form of it shares this flight.
+        let key = secret_key_of(&ck).to_owned();
         let (source, timeout, kind) = (self.source.clone(), self.timeout, self.source.kind());
         let timeout_ms = self.config.timeout_ms;
-        self.cache
+        let reply = self
+            .cache
             .fetch(&ck, mode, move || {
                 let k = key.clone();
                 Box::pin(async move {
@@ -263,7 +317,11 @@ impl Manager {
                     }
                 })
             })
-            .await
+            .await;
+        Keyed {
+            reply,
+            cache_key: Some(ck),
+        }
     }
 
     /// The mirror's sync (see `Cache::sync`); starts the mirror's timer the first time it has

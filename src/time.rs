@@ -2,6 +2,7 @@
 //! `Duration` and `Instant`. `Duration::from_secs_f64(1e300)` panics, and so does
 //! `Instant + Duration` on overflow: everything here saturates or answers `None` instead.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -104,5 +105,40 @@ mod tests {
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
         }
+    }
+}
+
+/// Unix time in (fractional) seconds.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> f64;
+}
+
+pub struct SystemClock;
+
+/// The system clock moved by an offset that tests set (the addon's `testControl`, never the
+/// public API): the cache's policy times are then tested without sleeping through them.
+#[derive(Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> f64 {
+        SystemClock.now() + self.offset_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
     }
 }

@@ -3,8 +3,9 @@
 //! whatever they are given.
 use commerce_secret_manager::identity::parse_token_reply;
 use commerce_secret_manager::secret::{Secret, SecretString};
-use commerce_secret_manager::source::key_vault::{parse_challenge, parse_key, resource_belongs};
+use commerce_secret_manager::source::challenge::{parse_challenge, resource_belongs};
 use commerce_secret_manager::source::local::parse_secrets_file;
+use commerce_secret_manager::source::reference::{parse_key, parse_reference};
 use commerce_secret_manager::source::retail_server::{error_details, secret_url, version_problem};
 use proptest::prelude::*;
 
@@ -46,6 +47,8 @@ proptest! {
         let _ = parse_challenge(&header);
         let _ = parse_challenge(&format!("Bearer authorization=\"{header}\", resource=\"{resource}\""));
         let _ = parse_key(&key);
+        let _ = parse_reference(&key, "vault.azure.net");
+        let _ = parse_reference(&format!("@Microsoft.KeyVault({header})"), "vault.azure.net");
         let vault = url::Url::parse("https://myvault.vault.azure.net").unwrap();
         let _ = resource_belongs(&vault, &resource, true);
         let _ = resource_belongs(&vault, &resource, false);

@@ -87,7 +87,10 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
     res.end(JSON.stringify(body))
   }
-  fake.setDefault((req, res) => {
+  // fake.delayMs: every answer comes that much later (a slow vault).
+  fake.delayMs = 0
+  fake.setDefault((req, res) => (fake.delayMs > 0 ? setTimeout(() => answerVault(req, res), fake.delayMs) : answerVault(req, res)))
+  const answerVault = (req, res) => {
     if (!req.headers.authorization) {
       return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }, {
         'www-authenticate': `Bearer authorization="https://login.microsoftonline.com/${fake.tenant}", resource="${fake.resource}"`,
@@ -111,7 +114,7 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
     if (s.exp !== undefined) attributes.exp = s.exp
     if (s.nbf !== undefined) attributes.nbf = s.nbf
     json(res, 200, { value: version ? s.versions[version] : s.value, id: `${fake.url}secrets/${m[1]}/${id}`, attributes })
-  })
+  }
   return fake
 }
 

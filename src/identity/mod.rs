@@ -6,12 +6,11 @@
 //! share one request, and a token is refreshed 5 minutes before it expires.
 //! A token is a `SecretString`: never in a message, a `Debug` or an event.
 
-use crate::cache::Clock;
-use crate::cache::SystemClock;
 use crate::error::{ErrorCode, SecretError};
 use crate::hosts::is_loopback;
 use crate::http::{Call, Http};
 use crate::secret::SecretString;
+use crate::time::{Clock, SystemClock};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::Method;
 use serde_json::Value;

@@ -6,8 +6,8 @@
 //! no timer, nothing that keeps the process alive. Each fault has its own code and a message
 //! that names the file and the key, never a value.
 
+use super::FetchFuture;
 use super::Source;
-use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};

@@ -2,8 +2,8 @@
 //! the cache and the single flight like Key Vault's do. Tests of this crate (and only they)
 //! can also change values, inject a delay and make a key fail (`TestControl`).
 
+use super::FetchFuture;
 use super::Source;
-use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};

@@ -1,11 +1,13 @@
 //! Where values come from. Each source is one small impl of `Source`.
 
+pub mod challenge;
 pub mod key_vault;
 pub mod local;
 pub mod memory;
+pub mod reference;
 pub mod retail_server;
+pub mod vault_reply;
 
-use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::Secret;
@@ -15,6 +17,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 pub const MAX_KEY_CHARS: usize = 256;
+
+/// What a source's `fetch` resolves to.
+pub type FetchFuture = Pin<Box<dyn Future<Output = Result<Secret, SecretError>> + Send>>;
 
 /// What `doctor` learns from a source's probe: a sentence, never a secret.
 pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<String, SecretError>> + Send>>;
@@ -33,9 +38,23 @@ pub trait Source: Send + Sync {
         None
     }
 
-    /// Source-specific key rules, checked before the cache (no request for a bad key).
-    fn check_key(&self, _key: &str) -> Result<(), SecretError> {
-        Ok(())
+    /// The key's canonical form, checked before the cache (no request for a bad key): keys
+    /// that name the same secret have the same cache key, so they share one entry and one
+    /// flight. It is itself a key that names that secret (`fetch` is given it).
+    fn cache_key(&self, key: &str) -> Result<String, SecretError> {
+        Ok(key.to_owned())
+    }
+
+    /// Push invalidation: the cache keys a change of secret `name` in `vault` can make stale.
+    /// Only the key-vault source knows vaults.
+    fn changed_keys(&self, _vault: &str, _name: &str) -> Result<Vec<String>, SecretError> {
+        Err(SecretError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "secretChanged is for the key-vault source (this manager reads {}); nothing was refreshed",
+                self.kind().as_str()
+            ),
+        ))
     }
 
     /// For `doctor`: whether this source can get a token now.

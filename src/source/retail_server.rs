@@ -5,8 +5,8 @@
 //! percent-encoded (the platform does neither). The url is checked before anything is sent,
 //! the token request included: a refused host gets HOST_NOT_ALLOWED and no request at all.
 
+use super::FetchFuture;
 use super::{ProbeFuture, Source};
-use crate::cache::FetchFuture;
 use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::http::{Call, Http, Reply};
@@ -259,8 +259,7 @@ impl Source for RetailServerSource {
                 .tokens
                 .get(&self.http, RESOURCE, None, deadline, None)
                 .await?;
-            let left =
-                (t.expires_at - crate::cache::Clock::now(&crate::cache::SystemClock)).round();
+            let left = (t.expires_at - crate::time::Clock::now(&crate::time::SystemClock)).round();
             Ok(format!(
                 "a token for {RESOURCE} was obtained; it expires in {left} s"
             ))
