@@ -8,40 +8,11 @@ use crate::cache::Policy;
 use crate::hosts::{self, AllowedHost, HostPolicy, ALLOWED_HOSTS_VAR, ALLOW_INSECURE_LOOPBACK_VAR};
 use crate::identity::IdentitySettings;
 use crate::secret::SecretString;
+pub use crate::source::SourceKind;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use url::Url;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceKind {
-    Local,
-    Memory,
-    RetailServer,
-    KeyVault,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Local => "local",
-            SourceKind::Memory => "memory",
-            SourceKind::RetailServer => "retail-server",
-            SourceKind::KeyVault => "key-vault",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Option<SourceKind>> {
-        Some(match s {
-            "auto" => None,
-            "local" => Some(SourceKind::Local),
-            "memory" => Some(SourceKind::Memory),
-            "retail-server" => Some(SourceKind::RetailServer),
-            "key-vault" => Some(SourceKind::KeyVault),
-            _ => return None,
-        })
-    }
-}
 
 /// The environment variables read by the configuration (and passed in by the JS layer).
 pub const ENV_VARS: &[&str] = &[

@@ -33,6 +33,7 @@ pub struct Manager {
     closed: AtomicBool,
     timer_started: AtomicBool,
     pub local: Option<Arc<LocalSource>>,
+    pub key_vault: Option<Arc<KeyVaultSource>>,
     pub memory: Option<Arc<MemorySource>>,
     /// The HTTP layer and token cache of the remote sources.
     pub remote: Option<(Arc<Http>, Arc<TokenCache>)>,
@@ -81,6 +82,7 @@ impl Manager {
         let mut local = None;
         let mut memory = None;
         let mut remote = None;
+        let mut key_vault = None;
         let remote_parts = |config: &Config| {
             let http = Arc::new(Http::new(HostPolicy::new(
                 &config.allowed_hosts,
@@ -133,7 +135,7 @@ impl Manager {
                     .filter_map(|u| url::Url::parse(u).ok())
                     .map(|u| Arc::new(Vault::new(u)))
                     .collect();
-                Arc::new(KeyVaultSource {
+                let kv = Arc::new(KeyVaultSource {
                     http,
                     tokens,
                     vaults,
@@ -142,7 +144,9 @@ impl Manager {
                         std::num::NonZeroUsize::new(config.policy.max_entries.max(1))
                             .unwrap_or(std::num::NonZeroUsize::MIN),
                     )),
-                })
+                });
+                key_vault = Some(kv.clone());
+                kv
             }
         };
         let timeout = time::millis(config.timeout_ms).unwrap_or(Duration::from_secs(10));
@@ -161,6 +165,7 @@ impl Manager {
             closed: AtomicBool::new(false),
             timer_started: AtomicBool::new(false),
             local,
+            key_vault,
             memory,
             remote,
         }
@@ -344,5 +349,69 @@ impl Manager {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.cache.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key_vault_manager(max_entries: usize) -> Arc<Manager> {
+        let config = Config::from_parts(
+            &json!({
+                "vaultUrls": ["https://configured.vault.azure.net"],
+                "cache": { "maxEntries": max_entries }
+            }),
+            &Default::default(),
+            std::path::Path::new("/nonexistent"),
+        )
+        .unwrap();
+        Arc::new(Manager::new(config))
+    }
+
+    #[test]
+    fn referenced_vaults_are_bounded_and_a_lookup_adds_none() {
+        let m = key_vault_manager(100);
+        let kv = m.key_vault.clone().unwrap();
+        for i in 0..150_000 {
+            let key = format!("https://v{i}.vault.azure.net/secrets/k");
+            // The synchronous path: checked and canonicalized, nothing remembered.
+            assert!(m.lookup(&key, "").is_none());
+        }
+        assert_eq!(kv.referenced_vaults(), 0);
+        for i in 0..150_000 {
+            kv.vault_at(&format!("https://v{i}.vault.azure.net"))
+                .unwrap();
+        }
+        assert_eq!(kv.referenced_vaults(), 100);
+        // A configured vault is never a referenced one.
+        kv.vault_at("https://configured.vault.azure.net").unwrap();
+        assert_eq!(kv.referenced_vaults(), 100);
+    }
+
+    #[test]
+    fn every_form_has_one_cache_key() {
+        let m = key_vault_manager(10);
+        let keys = [
+            "db",
+            "vault:///db",
+            "https://configured.vault.azure.net/secrets/db",
+            "HTTPS://Configured.Vault.Azure.Net:443/secrets/db/",
+            "@Microsoft.KeyVault(SecretUri=https://configured.vault.azure.net/secrets/db)",
+            "@Microsoft.KeyVault(VaultName=configured;SecretName=db)",
+        ];
+        for k in keys {
+            assert_eq!(m.resolve(k, "").ok().as_deref(), Some("db"), "{k}");
+        }
+        assert_eq!(
+            m.resolve(
+                "@microsoft.keyvault(vaultname=Other;secretname=db;secretversion=abc)",
+                ""
+            )
+            .ok()
+            .as_deref(),
+            Some("https://other.vault.azure.net/secrets/db/abc")
+        );
     }
 }

@@ -12,8 +12,8 @@ use super::reference::{
     check_name, check_vault_name, parse_key, parse_reference, vault_origin, SecretId,
 };
 use super::vault_reply::map_reply;
+use super::SourceKind;
 use super::{FetchFuture, ProbeFuture, Source};
-use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::http::{Call, Http, Reply};
 use crate::identity::TokenCache;
@@ -274,7 +274,7 @@ impl KeyVaultSource {
 
     /// The vault of an origin that `secret_id` accepted: a configured one, else the
     /// remembered (or a new) referenced vault.
-    fn vault_at(&self, origin: &str) -> Result<Arc<Vault>, SecretError> {
+    pub fn vault_at(&self, origin: &str) -> Result<Arc<Vault>, SecretError> {
         if let Some(v) = self.configured(origin) {
             return Ok(v.clone());
         }

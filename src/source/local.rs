@@ -8,7 +8,7 @@
 
 use super::FetchFuture;
 use super::Source;
-use crate::config::SourceKind;
+use super::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};
 use serde_json::Value;

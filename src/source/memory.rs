@@ -4,7 +4,7 @@
 
 use super::FetchFuture;
 use super::Source;
-use crate::config::SourceKind;
+use super::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::{Secret, SecretString};
 use std::collections::HashMap;

@@ -8,13 +8,43 @@ pub mod reference;
 pub mod retail_server;
 pub mod vault_reply;
 
-use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::Secret;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::time::Instant;
+
+/// Which store the values come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Local,
+    Memory,
+    RetailServer,
+    KeyVault,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Local => "local",
+            SourceKind::Memory => "memory",
+            SourceKind::RetailServer => "retail-server",
+            SourceKind::KeyVault => "key-vault",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Option<SourceKind>> {
+        Some(match s {
+            "auto" => None,
+            "local" => Some(SourceKind::Local),
+            "memory" => Some(SourceKind::Memory),
+            "retail-server" => Some(SourceKind::RetailServer),
+            "key-vault" => Some(SourceKind::KeyVault),
+            _ => return None,
+        })
+    }
+}
 
 pub const MAX_KEY_CHARS: usize = 256;
 

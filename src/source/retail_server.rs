@@ -6,8 +6,8 @@
 //! the token request included: a refused host gets HOST_NOT_ALLOWED and no request at all.
 
 use super::FetchFuture;
+use super::SourceKind;
 use super::{ProbeFuture, Source};
-use crate::config::SourceKind;
 use crate::error::{ErrorCode, SecretError};
 use crate::http::{Call, Http, Reply};
 use crate::identity::TokenCache;
