@@ -165,8 +165,19 @@ export declare class SecretManager implements ISecretManager {
   prefetch(secretKeys: string[], baseRetailServerUrl: string, options?: { spreadMs?: number }): Promise<ISecretValue[]>
   /** Go upstream now (after rotation). On failure the error is returned and the cached value kept (unless 401/403/404). */
   refresh(secretKey: string, baseRetailServerUrl: string): Promise<ISecretValue>
-  /** Forget one key (under every url), or everything. */
+  /** Forget one key (every form of it: a Key Vault name, its full id, its references; under every url), or everything. */
   invalidate(secretKey?: string): void
+  /**
+   * Push invalidation (key-vault): the secret `name` of `vault` (a vault url, e.g.
+   * `https://myvault.vault.azure.net`, or a vault name) changed. Refreshes, one coalesced flight
+   * per entry, every cached entry that pair serves: plain and reference keys alike, not pinned
+   * versions; nothing for a secret the cache does not hold. `refreshed`: the entries that now
+   * hold what the store says (a refresh that failed keeps the last good value, as `refresh`
+   * does, and is an 'error' event).
+   * Rejects with a SecretError, sending nothing, when `vault` is not a vault this manager reads
+   * (`HOST_NOT_ALLOWED`) or `name` is not a Key Vault secret name (`INVALID_ARGUMENT`).
+   */
+  secretChanged(vault: string, name: string): Promise<{ refreshed: number }>
   stats(): SecretManagerStats
   /** Wipes cached values; later calls answer CLOSED. */
   close(): Promise<void>
@@ -191,12 +202,14 @@ export declare function install(target: object, options?: SecretManagerOptions):
 
 /**
  * Azure Event Grid push invalidation for Key Vault events: a Node http / Express handler. It
- * answers the subscription handshake (Event Grid schema and CloudEvents 1.0) and refreshes the
- * secret named by `Microsoft.KeyVault.SecretNewVersionCreated`, `SecretNearExpiry` or
- * `SecretExpired` on this instance (other sources: forgets it). Every request must carry the
- * shared secret (query `code` or header `x-commerce-secrets-code`); anything else gets 401 and
- * changes nothing. Bodies over 1 MiB get 413; not JSON, other event types: 400; an event for a
- * vault this instance does not read: 403.
+ * answers the subscription handshake (Event Grid schema and CloudEvents 1.0) and calls
+ * `manager.secretChanged(vault of the event, data.ObjectName)` for
+ * `Microsoft.KeyVault.SecretNewVersionCreated`, `SecretNearExpiry` or `SecretExpired` (the
+ * vault: the origin of `data.Id`, else `data.VaultName`). Every request must carry the shared
+ * secret (query `code` or header `x-commerce-secrets-code`); anything else gets 401 and
+ * changes nothing. A redelivered event id costs nothing; a batch is handled concurrently (at
+ * most 32 at once). Bodies over 1 MiB get 413; not JSON, other event types, an ObjectName that
+ * is not a secret name: 400; an event for a vault this instance does not read (exact host): 403.
  */
 export declare function createEventGridHandler(
   manager: SecretManager,

@@ -319,10 +319,12 @@ class SecretManager {
     if (targets.code !== undefined && targets.code !== null) {
       return Promise.reject(new SecretError(targets.code, targets.message, name))
     }
+    // `refreshed`: the entries that now hold what the store says (a failed refresh keeps the
+    // last good value as refresh() does, and is an 'error' event).
     return Promise.all(targets.keys.map((k) => this._refreshCoalesced(k))).then((results) => {
-      let failed = 0
-      for (const r of results) if (r.error !== undefined) failed++
-      return { refreshed: results.length - failed, failed }
+      let refreshed = 0
+      for (const r of results) if (r.error === undefined) refreshed++
+      return { refreshed }
     })
   }
 

@@ -9,7 +9,7 @@
 
 const shared = require('./shared.js')
 
-const { SecretValue, typeName, failure, argumentFailure, keyProblem } = shared
+const { SecretError, SecretValue, typeName, failure, argumentFailure, keyProblem } = shared
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 
 const DEFAULTS = {
@@ -103,6 +103,18 @@ class TestSecretManager {
       throw new TypeError(`invalidate takes a secret key string or nothing (got ${typeName(secretKey)})`)
     }
     this._entries.delete(secretKey)
+  }
+
+  // As the addon's memory source: push invalidation is for the key-vault source.
+  secretChanged(vault, name) {
+    if (typeof vault !== 'string' || typeof name !== 'string') {
+      return Promise.reject(
+        new SecretError('INVALID_ARGUMENT', `secretChanged takes a vault (url or name) and a secret name, as strings (got ${typeName(vault)} and ${typeName(name)})`),
+      )
+    }
+    return Promise.reject(
+      new SecretError('INVALID_ARGUMENT', 'secretChanged is for the key-vault source (this manager reads memory); nothing was refreshed', name),
+    )
   }
 
   stats() {

@@ -107,7 +107,7 @@ describe('secretChanged(vault, name)', () => {
     for (const k of ['db', ref, pinned]) expect((await m.getSecretValue(k, '')).value).toBe('first')
     rotate(vault, 'db', 'second', V2)
     const before = vault.requests.length
-    await expect(m.secretChanged(vault.url, 'db')).resolves.toEqual({ refreshed: 2, failed: 0 })
+    await expect(m.secretChanged(vault.url, 'db')).resolves.toEqual({ refreshed: 2})
     expect(vault.requests.length - before).toBe(2) // the plain entry and the reference's; not the pinned one
     expect((await m.getSecretValue('db', '')).value).toBe('second')
     expect((await m.getSecretValue(ref, '')).value).toBe('second')
@@ -119,7 +119,7 @@ describe('secretChanged(vault, name)', () => {
     const m = manager()
     await m.getSecretValue('db', '')
     const before = vault.requests.length
-    await expect(m.secretChanged(vault.url, 'api')).resolves.toEqual({ refreshed: 0, failed: 0 })
+    await expect(m.secretChanged(vault.url, 'api')).resolves.toEqual({ refreshed: 0})
     expect(vault.requests.length).toBe(before)
     expect(m.stats().entries).toBe(1)
   })
@@ -157,8 +157,8 @@ describe('secretChanged(vault, name)', () => {
 
   test('a bare vault name matches the configured vault of the cloud exactly', async () => {
     const m = track(new SecretManager({ vaultUrls: ['https://myvault.vault.azure.net'] }))
-    await expect(m.secretChanged('myvault', 'db')).resolves.toEqual({ refreshed: 0, failed: 0 })
-    await expect(m.secretChanged('https://MyVault.vault.azure.net/', 'db')).resolves.toEqual({ refreshed: 0, failed: 0 })
+    await expect(m.secretChanged('myvault', 'db')).resolves.toEqual({ refreshed: 0})
+    await expect(m.secretChanged('https://MyVault.vault.azure.net/', 'db')).resolves.toEqual({ refreshed: 0})
     await expect(m.secretChanged('https://myvault.vault.azure.cn', 'db')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' })
     await expect(m.secretChanged('myvault2', 'db')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' })
   })
