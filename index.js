@@ -3,22 +3,8 @@
 //
 // Why there is JS here at all:
 // - Errors are made here, in the caller's realm, so `instanceof Error` holds (in Jest too).
-// - The hit path. Any call into the addon costs more than a JS Map lookup plus a promise, so
-//   this layer keeps a mirror of the cache's answers, each valid until the `freshUntilMs` the
-//   cache gave with it (before refresh-ahead is due and before expiry). The Rust cache stays
-//   the only owner of entries and policy. The protocol between the two, correct by
-//   construction:
-//   * every entry has a stamp; the mirror keeps an answer only if, at the moment it is put
-//     in (a sync call on this thread), the cache says that stamp is still the key's entry;
-//   * every removal or replacement in the cache moves a change counter, which this layer
-//     reads from shared memory (a Float64Array over the cache's own) before every hit; when
-//     it moved, a sync call lists what was removed, and the mirror drops it before answering.
-//   * the time an answer may be reused until (refresh-ahead, expiry less a margin) is kept in
-//     a min-heap here; at every sync the addon is told the earliest, and its timer moves the
-//     same counter then: the hit path reads no clock.
-//   So the mirror never answers an entry the cache dropped, and holds a subset of the
-//   cache's entries (never more than maxEntries). Hits answered here are reported back
-//   (`touched`) so the cache's LRU order stays true.
+// - The hit path: the mirror of the cache's answers (mirror.js), so a hit costs a JS Map
+//   lookup, not a call into the addon.
 // - Events: onEvent and diagnostics_channel are JS.
 //
 // Bundled as is by the Commerce SDK's webpack 4 (no loader for node_modules), so this file
@@ -28,6 +14,7 @@
 const diagnostics = require('diagnostics_channel')
 const shared = require('./shared.js')
 const binding = require('./binding.js')
+const { Mirror, splitCacheKey } = require('./mirror.js')
 
 const { SecretError, SecretValue, typeName, failure, argumentFailure } = shared
 const channel = diagnostics.channel('commerce-secret-manager')
@@ -35,16 +22,6 @@ const INTERNALS = Symbol.for('commerce-secret-manager.internals')
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 // Marks the default instance: built from the environment on first use.
 const FROM_ENVIRONMENT = Symbol('from environment')
-// Url and key in a composite cache key of the addon (keys cannot contain control characters).
-const SEP = '\0'
-// The change counter of a manager not built yet (the default instance before first use).
-const NO_COUNTER = new Float64Array(1)
-
-function splitCacheKey(cacheKey) {
-  const i = cacheKey.lastIndexOf(SEP)
-  return i < 0 ? { url: '', key: cacheKey } : { url: cacheKey.slice(0, i), key: cacheKey.slice(i + 1) }
-}
-
 function environment() {
   const env = {}
   for (const k of Object.keys(process.env)) {
@@ -52,58 +29,6 @@ function environment() {
     if (typeof v === 'string') env[k] = v
   }
   return env
-}
-
-// Slot times are kept relative to this (ms), so they stay small integers (no boxed doubles).
-const BASE_MS = Date.now() - 1000
-
-// A binary min-heap of slots by `until`: the mirror's own schedule of when answers stop being
-// good. Slots dropped for other reasons stay in it until their time (then they are skipped).
-function heapPush(heap, slot) {
-  let i = heap.push(slot) - 1
-  while (i > 0) {
-    const p = (i - 1) >> 1
-    if (heap[p].until <= slot.until) break
-    heap[i] = heap[p]
-    i = p
-  }
-  heap[i] = slot
-}
-
-function heapPop(heap) {
-  const top = heap[0]
-  const last = heap.pop()
-  if (heap.length > 0) {
-    let i = 0
-    for (;;) {
-      const l = 2 * i + 1
-      if (l >= heap.length) break
-      const c = l + 1 < heap.length && heap[l + 1].until < heap[l].until ? l + 1 : l
-      if (heap[c].until >= last.until) break
-      heap[i] = heap[c]
-      i = c
-    }
-    heap[i] = last
-  }
-  return top
-}
-
-// One mirrored answer. A class, so every slot has one small fixed shape (there may be many).
-class Slot {
-  constructor(reply, cacheKey) {
-    // The value as a string; with an id, { value, id } (rare: one field less per slot); for a
-    // remembered failure (a cached NOT_FOUND), { code, message, status }.
-    this.value =
-      reply.code !== undefined
-        ? { code: reply.code, message: reply.message, status: reply.status }
-        : reply.id === undefined || reply.id === null
-          ? reply.value
-          : { value: reply.value, id: reply.id }
-    this.expiresOn = reply.expiresOn
-    this.until = reply.freshUntilMs - BASE_MS // when it stops being good (ms after BASE_MS)
-    this.epoch = -1 // not yet reported as touched
-    this.cacheKey = cacheKey
-  }
 }
 
 // Values the addon's JSON conversion cannot carry get a message naming the option here.
@@ -132,24 +57,9 @@ class SecretManager {
     // is enumerable-worthy: `toJSON` and the inspect hook below show only the source.
     this._native = undefined
     this._source = undefined
-    this._keyedByUrl = false
     this._onEvent = undefined
-    // Not keyed by url: key -> Slot. Keyed by url: url -> (key -> Slot), so a hit builds no
-    // string; the last url's map is kept at hand.
-    this._hot = new Map()
-    this._lastUrl = undefined
-    this._lastMap = undefined
-    this._due = [] // min-heap of slots by `until`
+    this._mirror = new Mirror()
     this._changing = new Map() // cache key -> { running, queued }: secretChanged's refreshes
-    this._touched = [] // cache keys answered from the mirror since the last fetch
-    this._epoch = 0
-    this._hits = 0
-    // The cache's change counter (shared memory) and the last change this mirror synced to.
-    this._counter = NO_COUNTER
-    this._seen = 0
-    // False where the runtime copies external buffers (the counter would not move): then no
-    // mirror, every call asks the addon.
-    this._mirror = false
     this._closed = false
     // The default instance: why it could not be built, once it was tried.
     this._unavailable = undefined
@@ -178,18 +88,8 @@ class SecretManager {
     }
     this._native = native
     this._source = native.source
-    this._keyedByUrl = native.keyedByUrl
     this._onEvent = onEvent
-    this._counter = native.changeCounter()
-    const probed = native.probeCounter()
-    this._mirror = this._counter[0] === probed
-    this._seen = probed
-    if (!this._mirror) {
-      // The runtime copied the buffer: no mirror, and no sync on the way in (every call asks
-      // the addon, and its reply path syncs).
-      this._counter = NO_COUNTER
-      this._seen = 0
-    }
+    this._mirror.attach(native)
   }
 
   // The default instance builds itself from the environment on first use. False (and the
@@ -216,42 +116,20 @@ class SecretManager {
   }
 
   getSecretValue(secretKey, baseRetailServerUrl) {
-    if (this._counter[0] !== this._seen) this._sync(undefined, 0)
-    let slot
-    if (this._keyedByUrl) {
-      let map = this._lastMap
-      if (baseRetailServerUrl !== this._lastUrl) {
-        map = typeof baseRetailServerUrl === 'string' ? this._hot.get(baseRetailServerUrl) : undefined
-        if (map !== undefined) {
-          this._lastUrl = baseRetailServerUrl
-          this._lastMap = map
-        }
-      }
-      if (map !== undefined) slot = map.get(secretKey)
-    } else if (typeof baseRetailServerUrl === 'string') {
-      slot = this._hot.get(secretKey)
-    }
-    // Only a string key with a string url can be in the mirror: the checks come after it.
     // No clock here (Date.now() alone would double the cost of a hit): the cache's timer moves
-    // the change counter when a slot's refresh or expiry time comes (see the top of the file).
-    if (slot !== undefined) {
-      this._hits++
-      if (slot.epoch !== this._epoch) {
-        slot.epoch = this._epoch
-        this._touched.push(slot.cacheKey)
+    // the change counter when an answer's refresh or expiry time comes (see mirror.js).
+    const mirror = this._mirror
+    if (mirror.behind()) this._sync()
+    const answer = mirror.find(secretKey, baseRetailServerUrl)
+    if (answer !== undefined) {
+      if (answer.failed) {
+        // A remembered failure (NOT_FOUND): an error event, as when the addon answers it.
+        const f = answer.result
+        this._emit('error', secretKey, undefined, f.code)
+        return Promise.resolve(failure(f.code, f.message, secretKey, f.status, f.expiresOn))
       }
-      const v = slot.value
-      if (typeof v === 'string' || v.code === undefined) {
-        if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
-        return Promise.resolve(
-          typeof v === 'string'
-            ? new SecretValue(v, undefined, undefined, slot.expiresOn)
-            : new SecretValue(v.value, v.id, undefined, slot.expiresOn),
-        )
-      }
-      // A remembered failure (NOT_FOUND): an error event, as when the addon answers it.
-      this._emit('error', secretKey, undefined, v.code)
-      return Promise.resolve(failure(v.code, v.message, secretKey, v.status, slot.expiresOn))
+      if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
+      return Promise.resolve(answer.result)
     }
     const bad = argumentFailure(secretKey, baseRetailServerUrl)
     if (bad !== undefined) return Promise.resolve(bad)
@@ -300,7 +178,7 @@ class SecretManager {
     if (this._native === undefined) return
     // The cache logs what it removes; the sync right after drops it from the mirror.
     this._native.invalidate(secretKey === undefined || secretKey === null ? null : secretKey)
-    this._sync(undefined, 0)
+    this._sync()
   }
 
   // Push invalidation: the secret `name` of `vault` (a vault url or name this manager reads)
@@ -361,11 +239,11 @@ class SecretManager {
     if (this._native === undefined) {
       return { entries: 0, hits: 0, misses: 0, staleServed: 0, upstreamRequests: 0, upstreamErrors: 0, inFlight: 0 }
     }
-    if (this._counter[0] !== this._seen) this._sync(undefined, 0)
+    if (this._mirror.behind()) this._sync()
     const s = this._native.stats()
     return {
       entries: s.entries,
-      hits: s.hits + this._hits,
+      hits: s.hits + this._mirror.hits,
       misses: s.misses,
       staleServed: s.staleServed,
       upstreamRequests: s.upstreamRequests,
@@ -377,43 +255,8 @@ class SecretManager {
   close() {
     this._closed = true
     if (this._native !== undefined) this._native.close()
-    this._clearMirror()
-    this._touched = []
+    this._mirror.close()
     return Promise.resolve()
-  }
-
-  _clearMirror() {
-    this._hot.clear()
-    this._due = []
-    this._lastUrl = undefined
-    this._lastMap = undefined
-  }
-
-  _mirrorGet(url) {
-    if (!this._keyedByUrl) return this._hot
-    let map = this._hot.get(url)
-    if (map === undefined) {
-      map = new Map()
-      this._hot.set(url, map)
-    }
-    return map
-  }
-
-  _mirrorDelete(url, secretKey) {
-    if (!this._keyedByUrl) {
-      this._hot.delete(secretKey)
-      return
-    }
-    const map = this._hot.get(url)
-    if (map === undefined) return
-    map.delete(secretKey)
-    if (map.size === 0) {
-      this._hot.delete(url)
-      if (this._lastMap === map) {
-        this._lastUrl = undefined
-        this._lastMap = undefined
-      }
-    }
   }
 
   // The slow path: the addon answers now (a hit needing a look, a bad key, an in-process
@@ -432,11 +275,7 @@ class SecretManager {
   }
 
   _fetch(secretKey, url, refresh, why) {
-    const touched = this._touched
-    if (touched.length > 0) {
-      this._touched = []
-      this._epoch++
-    }
+    const touched = this._mirror.takeTouched()
     let pending
     try {
       pending = this._native.fetch(secretKey, url, refresh, touched)
@@ -449,82 +288,26 @@ class SecretManager {
     )
   }
 
-  // Follow the cache's change log: drop what it removed (all, when the log overflowed), emit
-  // what background refreshes found, and say whether the entry of `cacheKey` with `stamp` is
-  // still current. Runs on this thread, so what the mirror holds after it is in the cache.
-  _sync(cacheKey, stamp) {
-    // Answers whose time has come leave first; the cache's timer is then set for the next.
-    const due = this._due
-    const now = Date.now() - BASE_MS
-    while (due.length > 0 && due[0].until <= now) this._dropSlot(heapPop(due))
-    const wake = due.length > 0 ? due[0].until + BASE_MS : 0
-    const s = this._native.sync(this._seen, cacheKey === undefined ? null : cacheKey, stamp, wake)
-    this._seen = s.changes
-    if (s.removed === undefined || s.removed === null) {
-      this._clearMirror()
-    } else {
-      for (const k of s.removed) {
-        const parts = splitCacheKey(k)
-        this._mirrorDelete(parts.url, parts.key)
-      }
-    }
+  // Bring the mirror up to date with the cache, and emit what happened in the background.
+  _sync() {
+    if (this._native === undefined) return
+    this._events(this._mirror.sync(undefined, 0))
+  }
+
+  // The addon's sync: evictions and what background refreshes found, as events.
+  _events(s) {
+    if (s === undefined) return
     for (const k of s.evicted) this._emit('evict', splitCacheKey(k).key)
     for (const e of s.events) {
       this._emit(e.code ? 'error' : 'refresh', e.key, e.durationMs, e.code, e)
       if (!e.code && e.changed === true) this._emit('rotate', e.key, undefined, undefined, e)
     }
-    return s.current
   }
 
-  _mirrorSize() {
-    if (!this._keyedByUrl) return this._hot.size
-    let n = 0
-    this._hot.forEach((map) => {
-      n += map.size
-    })
-    return n
-  }
-
-  _rebuildDue() {
-    const live = this._due.filter((slot) => this._holds(slot))
-    live.sort((a, b) => a.until - b.until) // a sorted array is a heap
-    this._due = live
-  }
-
-  // Whether the mirror still holds this very slot (not a newer one for its key).
-  _holds(slot) {
-    const parts = splitCacheKey(slot.cacheKey)
-    const map = this._keyedByUrl ? this._hot.get(parts.url) : this._hot
-    return map !== undefined && map.get(parts.key) === slot
-  }
-
-  // Drop a slot whose time has come, if the mirror still holds that very slot.
-  _dropSlot(slot) {
-    if (!this._holds(slot)) return
-    const parts = splitCacheKey(slot.cacheKey)
-    this._mirrorDelete(parts.url, parts.key)
-  }
-
-  // Apply a reply to the mirror, emit its events, and make the caller's ISecretValue.
-  // The mirror keeps an answer under the key it was asked with, and only when that key is
-  // the cache key the addon answered for (its canonical form: every form of a Key Vault
-  // reference shares one entry). So every key the cache's log names is a key the mirror may
-  // hold, and dropping it drops everything that answered for it. Other forms ask the addon
-  // (a synchronous lookup, no runtime).
+  // Apply a reply to the mirror (see mirror.js for when it keeps it), emit its events, and
+  // make the caller's ISecretValue.
   _settle(reply, secretKey, url, why) {
-    const asked = this._keyedByUrl ? url + SEP + secretKey : secretKey
-    const cacheKey = reply.cacheKey === undefined || reply.cacheKey === null ? undefined : reply.cacheKey
-    const current = this._closed ? false : this._sync(cacheKey, cacheKey === undefined ? 0 : reply.stamp)
-    if (current && cacheKey === asked && this._mirror && reply.freshUntilMs > Date.now()) {
-      const slot = new Slot(reply, cacheKey)
-      this._mirrorGet(url).set(secretKey, slot)
-      heapPush(this._due, slot)
-      // Slots replaced or dropped early stay in the heap until their time; when they are most
-      // of it (an app that invalidates a lot), keep only the live ones.
-      if (this._due.length > 1024 && this._due.length > 4 * this._mirrorSize()) this._rebuildDue()
-    } else {
-      this._mirrorDelete(url, secretKey)
-    }
+    this._events(this._mirror.settle(reply, secretKey, url, this._closed))
     if (this._onEvent !== undefined || channel.hasSubscribers) {
       const type = reply.code !== undefined ? 'error' : why === 'get' ? reply.event : 'refresh'
       this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode, reply)

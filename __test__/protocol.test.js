@@ -67,15 +67,15 @@ test('the mirror never answers an entry the cache evicted and never holds more t
     await Promise.all(keys.map((k) => m.getSecretValue(k, URL)))
     await Promise.all(keys.map((k) => m.getSecretValue(k, URL)))
     const native = m[INTERNALS]().native
-    expect(m._hot.size).toBeLessThanOrEqual(2)
+    expect(m._mirror.hot.size).toBeLessThanOrEqual(2)
     // Every key the mirror holds is in the cache (a lookup there answers it).
-    for (const k of m._hot.keys()) expect(native.lookup(k, URL)).not.toBeNull()
+    for (const k of m._mirror.hot.keys()) expect(native.lookup(k, URL)).not.toBeNull()
     // Rotate everything at the store: only keys the cache still holds may answer the old value.
     for (const k of keys) control(m, { key: k, value: `${k}-v2` })
     const answers = await Promise.all(keys.map((k) => m.getSecretValue(k, URL)))
     expect(answers.filter((r, i) => r.value === `${keys[i]}-v1`).length).toBeLessThanOrEqual(2)
     expect(m.stats().entries).toBeLessThanOrEqual(2)
-    expect(m._hot.size).toBeLessThanOrEqual(2)
+    expect(m._mirror.hot.size).toBeLessThanOrEqual(2)
     await m.close()
   }
 })
@@ -150,6 +150,6 @@ test('an app that invalidates all the time does not grow the mirror\'s schedule 
     await m.getSecretValue('a', URL)
     m.invalidate('a')
   }
-  expect(m._due.length).toBeLessThanOrEqual(1025)
+  expect(m._mirror.due.length).toBeLessThanOrEqual(1025)
   expect((await m.getSecretValue('a', URL)).value).toBe('a1')
 })
