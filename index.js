@@ -63,6 +63,9 @@ class SecretManager {
     this._closed = false
     // The default instance: why it could not be built, once it was tried.
     this._unavailable = undefined
+    // Methods work detached (`const { getSecretValue } = manager`), as a contract that never
+    // throws must: each is bound to this instance.
+    for (const name of shared.BOUND_METHODS) this[name] = this[name].bind(this)
     if (options === FROM_ENVIRONMENT) return
     this._build(options)
   }
@@ -120,16 +123,16 @@ class SecretManager {
     // the change counter when an answer's refresh or expiry time comes (see mirror.js).
     const mirror = this._mirror
     if (mirror.behind()) this._sync()
-    const answer = mirror.find(secretKey, baseRetailServerUrl)
-    if (answer !== undefined) {
-      if (answer.failed) {
-        // A remembered failure (NOT_FOUND): an error event, as when the addon answers it.
-        const f = answer.result
-        this._emit('error', secretKey, undefined, f.code)
-        return Promise.resolve(failure(f.code, f.message, secretKey, f.status, f.expiresOn))
+    const found = mirror.find(secretKey, baseRetailServerUrl)
+    if (found !== undefined) {
+      const answer = found.answer
+      if (answer.code === undefined) {
+        if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
+        return answer
       }
-      if (this._onEvent !== undefined || channel.hasSubscribers) this._emit('hit', secretKey)
-      return Promise.resolve(answer.result)
+      // A remembered failure (NOT_FOUND): an error event, as when the addon answers it.
+      this._emit('error', secretKey, undefined, answer.code)
+      return Promise.resolve(failure(answer.code, answer.message, secretKey, answer.status, answer.expiresOn))
     }
     const bad = argumentFailure(secretKey, baseRetailServerUrl)
     if (bad !== undefined) return Promise.resolve(bad)

@@ -72,14 +72,14 @@ function heapPop(heap) {
 // One mirrored answer. A class, so every one has one small fixed shape (there may be many).
 class MirroredAnswer {
   constructor(reply, cacheKey) {
-    // A value: the caller's ISecretValue, made once for every hit of this answer and frozen
-    // (callers share it). A remembered failure (a cached NOT_FOUND): { code, message, status },
-    // made into a fresh SecretError per hit.
-    this.result =
+    // A value: the promise every hit of this answer returns, resolved with the caller's
+    // ISecretValue, made once and frozen (callers share it; a hit allocates nothing). A
+    // remembered failure (a cached NOT_FOUND): { code, message, status, expiresOn }, made into
+    // a fresh SecretError per hit.
+    this.answer =
       reply.code !== undefined && reply.code !== null
         ? { code: reply.code, message: reply.message, status: reply.status, expiresOn: reply.expiresOn }
-        : Object.freeze(new SecretValue(reply.value, reply.id, undefined, reply.expiresOn))
-    this.failed = reply.code !== undefined && reply.code !== null
+        : Promise.resolve(Object.freeze(new SecretValue(reply.value, reply.id, undefined, reply.expiresOn)))
     this.until = reply.freshUntilMs - BASE_MS // when it stops being good (ms after BASE_MS)
     this.epoch = -1 // not yet reported as touched
     this.cacheKey = cacheKey
@@ -87,7 +87,7 @@ class MirroredAnswer {
 
   // Dropped or replaced: keep nothing of the value (the schedule may hold this until its time).
   release() {
-    this.result = undefined
+    this.answer = undefined
   }
 }
 

@@ -31,6 +31,10 @@ SecretValue.prototype[INSPECT] = function inspect(depth, options, inspectFn) {
   return `SecretValue ${typeof inspectFn === 'function' ? inspectFn(shown, options) : JSON.stringify(shown)}`
 }
 
+// The public methods of a manager, bound per instance so they work detached
+// (`const { getSecretValue } = manager`): a contract that never throws must.
+const BOUND_METHODS = ['getSecretValue', 'getSecretValues', 'prefetch', 'refresh', 'invalidate', 'secretChanged', 'stats', 'close']
+
 function typeName(v) {
   if (v === null) return 'null'
   if (Array.isArray(v)) return 'an array'
@@ -144,6 +148,7 @@ function targetIsBrowser(target) {
 }
 
 module.exports = {
+  BOUND_METHODS,
   SecretError,
   SecretValue,
   typeName,

@@ -68,6 +68,8 @@ class TestSecretManager {
     this._entries = new Map() // key -> { value | error, expiresAt, refreshAt } in LRU order
     this._closed = false
     this._stats = { hits: 0, misses: 0, staleServed: 0, upstreamRequests: 0, upstreamErrors: 0 }
+    // Methods work detached, as the addon's do.
+    for (const name of shared.BOUND_METHODS) this[name] = this[name].bind(this)
   }
 
   get source() {

@@ -293,6 +293,9 @@ struct Inner {
     log_floor: u64,
     changes: u64,
     events: Vec<BackgroundEvent>,
+    /// Flights that `invalidate` or an explicit refresh detached (their waiters still get
+    /// their answers): `close` aborts them too. Finished ones are pruned as more come.
+    detached: Vec<tokio::task::AbortHandle>,
     /// When the mirror's earliest answer must stop being given (unix ms; 0: none), as the
     /// mirror said at its last sync: the timer task moves the change counter then, so the
     /// mirror needs no clock on its hit path.
@@ -340,6 +343,22 @@ pub fn default_jitter() -> f64 {
 }
 
 impl Inner {
+    /// A flight no longer in `flights`: it runs on for its waiters, and `close` aborts it.
+    fn detach(&mut self, f: Flight) {
+        if let Some(a) = f.abort {
+            self.remember_detached(a);
+        }
+    }
+
+    fn remember_detached(&mut self, a: tokio::task::AbortHandle) {
+        // Pruned at 64, 128, 256, ... entries: amortized O(1) however many are running.
+        let n = self.detached.len();
+        if n >= 64 && n.is_power_of_two() {
+            self.detached.retain(|h| !h.is_finished());
+        }
+        self.detached.push(a);
+    }
+
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -394,6 +413,7 @@ impl Cache {
                 log_floor: 0,
                 changes: 0,
                 events: Vec::new(),
+                detached: Vec::new(),
                 wake_at_ms: 0,
                 stats: Stats::default(),
                 closed: false,
@@ -538,7 +558,7 @@ impl Cache {
                     g.stats.upstream_requests += 1;
                     // Replacing a flight detaches it: its waiters still get its answer, but
                     // it no longer writes into the cache.
-                    g.flights.insert(
+                    let replaced = g.flights.insert(
                         key.into(),
                         Flight {
                             id,
@@ -546,6 +566,9 @@ impl Cache {
                             abort: None,
                         },
                     );
+                    if let Some(old) = replaced {
+                        g.detach(old);
+                    }
                     drop(g);
                     let fut = start();
                     let this = Arc::clone(self);
@@ -561,6 +584,9 @@ impl Cache {
                         task.abort();
                     } else if let Some(f) = g.flights.get_mut(key).filter(|f| f.id == id) {
                         f.abort = Some(task.abort_handle());
+                    } else {
+                        // Detached already (invalidated or refreshed before it got here).
+                        g.remember_detached(task.abort_handle());
                     }
                     (rx, id)
                 }
@@ -882,8 +908,17 @@ impl Cache {
         for k in doomed {
             g.remove(&k, &self.cell);
         }
-        g.flights
-            .retain(|k, _| secret_key.is_some_and(|s| secret_key_of(k) != s));
+        let doomed: Vec<Box<str>> = g
+            .flights
+            .keys()
+            .filter(|k| secret_key.is_none_or(|s| secret_key_of(k) == s))
+            .cloned()
+            .collect();
+        for k in doomed {
+            if let Some(f) = g.flights.remove(&k) {
+                g.detach(f);
+            }
+        }
     }
 
     /// Wipe everything and cancel every flight (their callers answer CLOSED at once); from
@@ -895,6 +930,9 @@ impl Cache {
             if let Some(a) = f.abort {
                 a.abort();
             }
+        }
+        for a in g.detached.drain(..) {
+            a.abort();
         }
         let keys: Vec<Box<str>> = g.entries.iter().map(|(k, _)| k.clone()).collect();
         for k in keys {
