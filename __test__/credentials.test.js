@@ -9,7 +9,7 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
-const { startRetailServer, RESOURCE } = require('./fakes/azure')
+const { startRetailServer, startAad: startAadFake, RESOURCE } = require('./fakes/azure')
 const { isolateEnv } = require('./helpers')
 
 isolateEnv(['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_CLIENT_ID',
@@ -30,15 +30,11 @@ const track = (x) => {
   return x
 }
 
-// An AAD v2 token endpoint that records each form and answers a token.
-async function startAad() {
-  const aad = track(await startServer())
-  aad.forms = []
-  aad.setDefault((req, res) => {
-    const form = Object.fromEntries(new URLSearchParams(aad.requests[aad.requests.length - 1].body))
-    aad.forms.push({ path: req.url, form })
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, access_token: `aad-token-${aad.forms.length}` }))
+// The AAD fake (it refuses what AAD would refuse), with each request's path and form.
+async function startAad(expect) {
+  const aad = track(await startAadFake(expect))
+  Object.defineProperty(aad, 'forms', {
+    get: () => aad.requests.map((q) => ({ path: q.rawPath, form: Object.fromEntries(new URLSearchParams(q.body)) })),
   })
   return aad
 }
@@ -50,7 +46,7 @@ async function retailManager(options) {
 }
 
 test('workload identity: the federated token file is sent as a client assertion, read anew for every token request', async () => {
-  const aad = await startAad()
+  const aad = await startAad({ tenant: 'tenant-wi', clientId: 'wi-client' })
   const tokenFile = path.join(dir, 'azure-identity-token')
   fs.writeFileSync(tokenFile, 'federated-jwt-ONE\n')
   const { m, rs } = await retailManager({
@@ -62,7 +58,7 @@ test('workload identity: the federated token file is sent as a client assertion,
     grant_type: 'client_credentials', client_id: 'wi-client', scope: `${RESOURCE}/.default`,
     client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: 'federated-jwt-ONE',
   })
-  expect(rs.requests[0].headers.authorization).toBe('Bearer aad-token-1')
+  expect(rs.requests[0].headers.authorization).toBe('Bearer SENTINEL-AAD-TOKEN-1')
   // The platform rotates the file; the next token request sends the new one.
   fs.writeFileSync(tokenFile, 'federated-jwt-TWO')
   rs.setDefault({ status: 401, body: '' })
@@ -78,7 +74,7 @@ test('client certificate: an RS256 assertion signed with the key, x5t the certif
   expect(r.status).toBe(0)
   const pemFile = path.join(dir, 'client.pem')
   fs.writeFileSync(pemFile, fs.readFileSync(certFile, 'utf8') + fs.readFileSync(keyFile, 'utf8'))
-  const aad = await startAad()
+  const aad = await startAad({ tenant: 'tenant-c', clientId: 'cert-client' })
   const { m, rs } = await retailManager({
     identity: 'client-certificate', clientId: 'cert-client', tenantId: 'tenant-c', authorityHost: aad.url, clientCertificatePath: pemFile,
   })
