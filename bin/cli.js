@@ -54,6 +54,9 @@ Environment variables read:
                                    Cloud Shell)
   AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,
   AZURE_FEDERATED_TOKEN_FILE       service principal, certificate, workload identity
+  AZURE_ADDITIONALLY_ALLOWED_TENANTS
+                                   tenants a vault's challenge may name besides AZURE_TENANT_ID
+                                   (comma-separated; * for any)
   AZURE_AUTHORITY_HOST             the cloud's authority (public, China, US Government)
   AZURE_POD_IDENTITY_AUTHORITY_HOST
                                    IMDS's address
@@ -190,6 +193,7 @@ const IDENTITY_VARS = [
   'MSI_SECRET',
   'AZURE_CLIENT_ID',
   'AZURE_TENANT_ID',
+  'AZURE_ADDITIONALLY_ALLOWED_TENANTS',
   'AZURE_CLIENT_SECRET',
   'AZURE_CLIENT_CERTIFICATE_PATH',
   'AZURE_FEDERATED_TOKEN_FILE',

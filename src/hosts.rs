@@ -140,10 +140,12 @@ impl HostPolicy {
         }
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback(url) => return Err(format!(
+            "http" if is_loopback(url) => {
+                return Err(format!(
                 "plain http is allowed only to loopback, and only with the allowInsecureLoopback \
                      option or {ALLOW_INSECURE_LOOPBACK_VAR}=1"
-            )),
+            ))
+            }
             "http" => return Err("a token is sent only over https".into()),
             other => return Err(format!("the scheme '{other}' is not https")),
         }

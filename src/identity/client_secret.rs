@@ -23,11 +23,7 @@ pub(super) async fn aad_client_credentials(
             "{label} identity: no tenant (set tenantId or AZURE_TENANT_ID)"
         ))
     })?;
-    if tenant.is_empty()
-        || !tenant
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
+    if !valid_tenant(tenant) {
         return Err(fail(format!(
             "{label} identity: the tenant is not a tenant id or domain"
         )));

@@ -146,10 +146,11 @@ impl Provider for DeveloperCli {
                 )));
             }
             let tenant = tenant.or(self.tenant.as_deref());
-            if let Some(t) = tenant.filter(|t| !safe_arg(t)) {
+            if let Some(t) = tenant.filter(|t| !valid_tenant(t)) {
                 return Err(fail(format!(
-                    "{}: the tenant {t} is not a tenant id or domain",
-                    self.kind
+                    "{}: the tenant {} is not a tenant id or domain",
+                    self.kind,
+                    t.escape_debug()
                 )));
             }
             let Some(exe) = find_on_path(self.path.as_deref(), tool) else {

@@ -245,6 +245,7 @@ mod cloud_shell;
 mod developer_cli;
 mod imds;
 mod service_fabric;
+mod tenants;
 mod token_cache;
 mod workload_identity;
 
@@ -257,6 +258,7 @@ pub use cloud_shell::CloudShell;
 pub use developer_cli::{parse_cli_token, parse_datetime, DeveloperCli};
 pub use imds::{Imds, IMDS_ABSENCE_SECONDS, IMDS_PROBE_TIMEOUT};
 pub use service_fabric::ServiceFabric;
+pub use tenants::{valid_tenant, TenantGate, Tenants};
 pub use token_cache::{TokenCache, FAILURE_MEMORY_SECONDS};
 pub use workload_identity::WorkloadIdentity;
 
@@ -294,6 +296,8 @@ pub struct IdentitySettings {
     pub identity_server_thumbprint: Option<String>,
     pub client_id: Option<String>,
     pub tenant_id: Option<String>,
+    /// Tenants a vault's challenge may name besides `tenant_id` (`*`: any).
+    pub additionally_allowed_tenants: Vec<String>,
     pub client_secret: Option<SecretString>,
     pub client_certificate_path: Option<String>,
     pub federated_token_file: Option<String>,
@@ -543,7 +547,15 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
             Ok(Box::new(Chain::new(links, skipped)))
         }
     };
-    chosen.unwrap_or_else(|why| Box::new(Unavailable(why)))
+    let provider = chosen.unwrap_or_else(|why| Box::new(Unavailable(why)));
+    // Every provider is asked only for the tenant the policy resolves (tenants.rs).
+    Box::new(TenantGate {
+        inner: provider,
+        tenants: Tenants {
+            configured: s.tenant_id.clone(),
+            additionally_allowed: s.additionally_allowed_tenants.clone(),
+        },
+    })
 }
 
 #[cfg(test)]
