@@ -8,6 +8,9 @@ pub struct AzureArc {
     pub endpoint: Url,
     /// The only folder the challenge's key file may be in (the agent's token folder).
     pub token_dir: std::path::PathBuf,
+    /// The last key read, scrubbed from messages (bare, and so as `Basic <key>` too) for as
+    /// long as the provider lives.
+    pub key: Mutex<Option<Scrubbed>>,
 }
 
 /// The Arc agent's token folder on this OS.
@@ -109,9 +112,10 @@ impl Provider for AzureArc {
                     e.kind()
                 ))
             })?;
+            let scrubbed = Scrubbed::new(key.trim());
+            *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(scrubbed);
             let secret = SecretString::new(format!("Basic {}", key.trim()));
             zeroize::Zeroize::zeroize(&mut key);
-            crate::secret::remember_sent(secret.expose());
             let mut second = self.call(resource);
             second.max_attempts = crate::http::MAX_ATTEMPTS;
             second.secret_headers.push(("authorization", &secret));

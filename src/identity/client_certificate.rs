@@ -147,10 +147,10 @@ impl Provider for ClientCertificate {
                 &self.client_id,
                 |audience| {
                     let mut assertion = self.assertion(audience)?;
-                    crate::secret::remember_sent(&assertion);
+                    let scrubbed = Scrubbed::new(&assertion);
                     let credential = super::client_secret::assertion_credential(&assertion);
                     zeroize::Zeroize::zeroize(&mut assertion);
-                    Ok(credential)
+                    Ok((credential, scrubbed))
                 },
                 resource,
                 deadline,

@@ -103,7 +103,6 @@ pub fn parse_cli_token(out: &[u8], now: f64) -> Result<Token, String> {
         .filter(|t| !t.is_empty() && t.bytes().all(|b| (0x21..=0x7e).contains(&b)))
         .ok_or_else(|| "its output has no usable token".to_owned())?
         .to_owned();
-    crate::secret::remember_sent(&token);
     let expires_at = number_or_string(v.get("expires_on"))
         .or_else(|| {
             v.get("expiresOn")
@@ -111,11 +110,7 @@ pub fn parse_cli_token(out: &[u8], now: f64) -> Result<Token, String> {
                 .and_then(parse_datetime)
         })
         .unwrap_or(now + 300.0);
-    Ok(Token {
-        value: SecretString::new(token),
-        expires_at,
-        fetched_at: now,
-    })
+    Ok(Token::new(token, expires_at, now))
 }
 
 impl Provider for DeveloperCli {

@@ -11,7 +11,7 @@ use crate::cache::SystemClock;
 use crate::error::{ErrorCode, SecretError};
 use crate::hosts::is_loopback;
 use crate::http::{Call, Http};
-use crate::secret::SecretString;
+use crate::secret::{Scrubbed, SecretString};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::Method;
 use serde_json::Value;
@@ -33,9 +33,21 @@ pub struct Token {
     pub value: SecretString,
     pub expires_at: f64,
     pub fetched_at: f64,
+    /// The token is scrubbed from every error message for as long as it is held (by the token
+    /// cache, by a request), so for as long as it can be sent and echoed.
+    _scrubbed: Scrubbed,
 }
 
 impl Token {
+    pub fn new(value: String, expires_at: f64, fetched_at: f64) -> Token {
+        Token {
+            _scrubbed: Scrubbed::new(&value),
+            value: SecretString::new(value),
+            expires_at,
+            fetched_at,
+        }
+    }
+
     /// Usable now: before expiry less the margin (half the lifetime for short-lived tokens).
     fn fresh(&self, now: f64) -> bool {
         let margin = REFRESH_MARGIN_SECONDS.min((self.expires_at - self.fetched_at) / 2.0);
@@ -127,7 +139,6 @@ pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
         }
         _ => return Err("the token reply has no access_token".into()),
     };
-    crate::secret::remember_sent(&token);
     let expires_at = number_or_string(v.get("expires_on"))
         .or_else(|| match v.get("expires_on") {
             Some(Value::String(s)) => parse_app_service_date(s),
@@ -135,11 +146,7 @@ pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
         })
         .or_else(|| number_or_string(v.get("expires_in")).map(|s| now + s))
         .ok_or_else(|| "the token reply has no usable expires_on or expires_in".to_owned())?;
-    Ok(Token {
-        value: SecretString::new(token),
-        expires_at,
-        fetched_at: now,
-    })
+    Ok(Token::new(token, expires_at, now))
 }
 
 /// The error text of a token endpoint's reply: AAD's `error`/`error_description`, IMDS's,
@@ -421,6 +428,7 @@ fn managed_identity(s: &IdentitySettings) -> Built {
             return Ok(Box::new(AzureArc {
                 endpoint: parse(ep, "IDENTITY_ENDPOINT")?,
                 token_dir: arc_token_dir(),
+                key: Mutex::new(None),
             }));
         }
     }
@@ -448,13 +456,13 @@ fn managed_identity(s: &IdentitySettings) -> Built {
 
 /// The provider `identity` names; `auto`: DefaultAzureCredential's order (api.md).
 pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
-    // What may be sent is known now: scrubbed from any upstream text that echoes it.
-    for c in [&s.identity_header, &s.msi_secret, &s.client_secret]
+    // What may be sent is known now: scrubbed from any upstream text that echoes it, for as
+    // long as the provider lives (the manager's life).
+    let scrubbed: Vec<Scrubbed> = [&s.identity_header, &s.msi_secret, &s.client_secret]
         .into_iter()
         .flatten()
-    {
-        crate::secret::remember_sent(c.expose());
-    }
+        .map(|c| Scrubbed::new(c.expose()))
+        .collect();
     let authority = || -> Result<Url, String> {
         let a = s.authority_host.as_deref().unwrap_or(AUTHORITY_DEFAULT);
         let mut u = Url::parse(a).map_err(|_| {
@@ -555,6 +563,7 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
             configured: s.tenant_id.clone(),
             additionally_allowed: s.additionally_allowed_tenants.clone(),
         },
+        held: scrubbed,
     })
 }
 
@@ -611,18 +620,10 @@ mod tests {
 
     #[test]
     fn token_freshness_keeps_a_margin() {
-        let t = Token {
-            value: SecretString::new("t".into()),
-            expires_at: 10_000.0,
-            fetched_at: 6_400.0,
-        };
+        let t = Token::new("t".into(), 10_000.0, 6_400.0);
         assert!(t.fresh(9_699.0));
         assert!(!t.fresh(9_700.0), "refreshed 5 minutes before expiry");
-        let short = Token {
-            value: SecretString::new("t".into()),
-            expires_at: 100.0,
-            fetched_at: 0.0,
-        };
+        let short = Token::new("t".into(), 100.0, 0.0);
         assert!(
             short.fresh(49.0) && !short.fresh(50.0),
             "a short-lived token: at half its life"

@@ -77,6 +77,8 @@ impl Tenants {
 pub struct TenantGate {
     pub inner: Box<dyn Provider>,
     pub tenants: Tenants,
+    /// The credentials given at construction, scrubbed from messages while the provider lives.
+    pub held: Vec<Scrubbed>,
 }
 
 impl Provider for TenantGate {

@@ -68,14 +68,20 @@ impl Provider for WorkloadIdentity {
                     self.token_file.display()
                 )));
             }
-            crate::secret::remember_sent(&trimmed);
+            // Scrubbed from messages until the request is over.
+            let scrubbed = Scrubbed::new(&trimmed);
             let r = aad_client_credentials(
                 http,
                 "workload-identity",
                 &self.authority,
                 tenant.or(self.tenant.as_deref()),
                 &self.client_id,
-                |_| Ok(super::client_secret::assertion_credential(&trimmed)),
+                |_| {
+                    Ok((
+                        super::client_secret::assertion_credential(&trimmed),
+                        scrubbed,
+                    ))
+                },
                 resource,
                 deadline,
                 self.allow_insecure_loopback,
