@@ -10,7 +10,7 @@ const { spawnSync } = require('node:child_process')
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
 const { startRetailServer, startAad: startAadFake, RESOURCE } = require('./fakes/azure')
-const { isolateEnv } = require('./helpers')
+const { isolateEnv, until } = require('./helpers')
 
 isolateEnv(['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_CLIENT_ID',
   'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_CLIENT_CERTIFICATE_PATH',
@@ -137,16 +137,52 @@ test('azure-cli: not logged in says to run az login; not installed says so', asy
   expect(r2.error.message).toMatch(/`az` was not found on PATH; install it and run `az login`/)
 })
 
-test('azure-cli: a tool that hangs is killed at the call\'s deadline (TIMEOUT)', async () => {
+// Gone: no such process, or a zombie its new parent has not reaped yet (it runs no more).
+function gone(pid) {
+  try {
+    process.kill(pid, 0)
+  } catch (e) {
+    return e.code === 'ESRCH'
+  }
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch (e) {
+    return true
+  }
+}
+
+test('azure-cli: a tool that hangs is killed at the call\'s deadline (TIMEOUT), with what it started', async () => {
   const bin = path.join(dir, 'bin')
   fs.mkdirSync(bin, { recursive: true })
-  fs.writeFileSync(path.join(bin, 'az'), '#!/bin/sh\nsleep 30\n', { mode: 0o755 })
+  const pidFile = path.join(dir, 'child.pid')
+  // As the real az: a shell script whose child does the work (here: hangs).
+  fs.writeFileSync(path.join(bin, 'az'), `#!/bin/sh\nsleep 30 &\necho $! > '${pidFile}'\nwait\n`, { mode: 0o755 })
   process.env.PATH = `${bin}:/usr/bin:/bin`
-  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 500 })
+  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 1500 })
   const started = Date.now()
   const r = await m.getSecretValue('k', rs.url)
   expect(r.error.code).toBe('TIMEOUT')
   expect(Date.now() - started).toBeLessThan(10000)
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'))
+  expect(pid).toBeGreaterThan(1)
+  await until(() => gone(pid), { timeoutMs: 10000, stepMs: 50 })
+})
+
+test('azure-cli: output past 64 KiB stops the tool at once (not read whole, then checked)', async () => {
+  const bin = path.join(dir, 'bin')
+  fs.mkdirSync(bin, { recursive: true })
+  const pidFile = path.join(dir, 'tool.pid')
+  // Prints without end, and would hang after: only a cap while reading ends this before the deadline.
+  fs.writeFileSync(path.join(bin, 'az'), `#!/bin/sh\necho $$ > '${pidFile}'\nexec yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n`, { mode: 0o755 })
+  process.env.PATH = `${bin}:/usr/bin:/bin`
+  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 20000 })
+  const started = Date.now()
+  const r = await m.getSecretValue('k', rs.url)
+  expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+  expect(r.error.message).toMatch(/azure-cli: `az` printed more than 64 KiB/)
+  expect(Date.now() - started).toBeLessThan(15000)
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'))
+  await until(() => gone(pid), { timeoutMs: 10000, stepMs: 50 })
 })
 
 test('azure-developer-cli: azd auth token with the scope, its token used', async () => {
