@@ -327,6 +327,88 @@ describe('bad input: each a clear IDENTITY_UNAVAILABLE naming the credential and
   })
 })
 
+describe('identity files that are not what they should be: refused at once, saying what to do', () => {
+  const threads = () => Number(/^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1])
+
+  ;(process.platform === 'linux' ? test : test.skip)('a FIFO as the federated token file: refused at once, no thread left blocked on it', async () => {
+    const fifo = path.join(dir, 'token-fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    const rs = track(await startRetailServer({ k: 'v' }))
+    const make = () => track(new SecretManager({
+      source: 'retail-server', allowInsecureLoopback: true, identity: 'workload-identity', clientId: 'c', tenantId: 't',
+      federatedTokenFile: fifo, timeoutMs: 20000,
+    }))
+    const started = Date.now()
+    const r = await make().getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(r.error.message).toMatch(/workload-identity: the federated token file .*token-fifo is a FIFO \(named pipe\), not a regular file; it was not read/)
+    expect(Date.now() - started).toBeLessThan(10000) // not the 20 s deadline
+    const before = threads()
+    for (let i = 0; i < 30; i++) {
+      expect((await make().getSecretValue('k', rs.url)).error.code).toBe('IDENTITY_UNAVAILABLE')
+    }
+    expect(threads() - before).toBeLessThan(10) // the old code pinned one blocking thread per call
+    expect(rs.requests).toHaveLength(0)
+  })
+
+  test('a directory as the token file or the certificate', async () => {
+    const rs = track(await startRetailServer({ k: 'v' }))
+    const wi = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'workload-identity', clientId: 'c', tenantId: 't', federatedTokenFile: dir }))
+    expect((await wi.getSecretValue('k', rs.url)).error.message).toMatch(/the federated token file .* is a directory, not a regular file/)
+    const cert = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'client-certificate', clientId: 'c', tenantId: 't', clientCertificatePath: dir }))
+    expect((await cert.getSecretValue('k', rs.url)).error.message).toMatch(/client-certificate: .* is a directory, not a regular file/)
+  })
+
+  async function certificateError(file) {
+    const { m, rs } = await retailManager({ identity: 'client-certificate', clientId: 'c', tenantId: 't', clientCertificatePath: file })
+    const r = await m.getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(rs.requests).toHaveLength(0)
+    return r.error.message
+  }
+  const openssl = (...args) => expect(spawnSync('openssl', args, { encoding: 'utf8' }).status).toBe(0)
+
+  test('a PFX/PKCS#12 file: convert it to PEM, and how', async () => {
+    const pfx = path.join(dir, 'cert.pfx')
+    fs.writeFileSync(pfx, Buffer.concat([Buffer.from([0x30, 0x82, 0x09, 0xf1, 0x02, 0x01, 0x03]), crypto.randomBytes(600)]))
+    expect(await certificateError(pfx)).toMatch(/looks like a PFX\/PKCS#12 .*convert it to PEM with `openssl pkcs12 -in cert\.pfx -out cert\.pem -nodes`/)
+    const renamed = path.join(dir, 'client.pem')
+    fs.copyFileSync(pfx, renamed)
+    expect(await certificateError(renamed)).toMatch(/openssl pkcs12 -in cert\.pfx -out cert\.pem -nodes/)
+  })
+
+  test('an EC key (PKCS#8 or SEC1): only RSA keys are supported', async () => {
+    const key = path.join(dir, 'ec-key.pem')
+    const cert = path.join(dir, 'ec-cert.pem')
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key)
+    openssl('req', '-x509', '-key', key, '-out', cert, '-days', '1', '-subj', '/CN=csm-ec')
+    const pkcs8 = path.join(dir, 'ec-pkcs8.pem')
+    fs.writeFileSync(pkcs8, fs.readFileSync(cert, 'utf8') + fs.readFileSync(key, 'utf8'))
+    expect(fs.readFileSync(key, 'utf8')).toMatch(/BEGIN PRIVATE KEY/)
+    expect(await certificateError(pkcs8)).toMatch(/the private key in .*ec-pkcs8\.pem is an EC key: only RSA keys are supported/)
+    const sec1Key = path.join(dir, 'ec-sec1-key.pem')
+    openssl('ec', '-in', key, '-out', sec1Key)
+    const sec1 = path.join(dir, 'ec-sec1.pem')
+    fs.writeFileSync(sec1, fs.readFileSync(cert, 'utf8') + fs.readFileSync(sec1Key, 'utf8'))
+    expect(fs.readFileSync(sec1Key, 'utf8')).toMatch(/BEGIN EC PRIVATE KEY/)
+    expect(await certificateError(sec1)).toMatch(/is an EC key: only RSA keys are supported/)
+  })
+
+  test('an encrypted key: decrypt it, and how', async () => {
+    const key = path.join(dir, 'key.pem')
+    const cert = path.join(dir, 'cert.pem')
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=csm-enc')
+    const enc = path.join(dir, 'enc-key.pem')
+    openssl('pkcs8', '-topk8', '-in', key, '-passout', 'pass:SENTINEL-PASS', '-out', enc)
+    expect(fs.readFileSync(enc, 'utf8')).toMatch(/-----BEGIN ENCRYPTED PRIVATE KEY-----/)
+    const file = path.join(dir, 'client-enc.pem')
+    fs.writeFileSync(file, fs.readFileSync(cert, 'utf8') + fs.readFileSync(enc, 'utf8'))
+    const said = await certificateError(file)
+    expect(said).toMatch(/the private key in .*client-enc\.pem is encrypted, .*decrypt it with `openssl pkey -in key\.pem -out plain\.pem`/)
+    expect(said).not.toMatch(/SENTINEL/)
+  })
+})
+
 test('auto: the chain in DefaultAzureCredential\'s order, as doctor shows it', () => {
   const cli = path.join(__dirname, '..', 'bin', 'cli.js')
   const r = spawnSync(process.execPath, [cli, 'doctor', '--offline', '--source', 'retail-server'], {

@@ -106,11 +106,13 @@ impl Provider for AzureArc {
             let path = self
                 .key_file(&challenge)
                 .map_err(|why| fail(format!("Azure Arc identity: {why}")))?;
-            let mut key = std::fs::read_to_string(&path).map_err(|e| {
-                fail(format!(
-                    "Azure Arc identity: the key file cannot be read ({})",
-                    e.kind()
-                ))
+            // A small regular file only, never waited on (files.rs).
+            let bytes = super::files::read_small_regular(&path, 4096)
+                .map_err(|why| fail(format!("Azure Arc identity: the key file {why}")))?;
+            let mut key = String::from_utf8(bytes).map_err(|e| {
+                let mut b = e.into_bytes();
+                zeroize::Zeroize::zeroize(&mut b);
+                fail("Azure Arc identity: the key file is not UTF-8 text".into())
             })?;
             let scrubbed = Scrubbed::new(key.trim());
             *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(scrubbed);

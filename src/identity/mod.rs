@@ -250,6 +250,7 @@ mod client_certificate;
 mod client_secret;
 mod cloud_shell;
 mod developer_cli;
+mod files;
 mod imds;
 mod service_fabric;
 mod tenants;
