@@ -370,6 +370,12 @@ pub fn authority_belongs(
     if loopback_ok && crate::hosts::is_loopback(&url) {
         return Ok(());
     }
+    // A plain-http loopback authority without allowInsecureLoopback: the identity refuses it
+    // for what it is (`insecure_authority`), before any token is asked for, whatever the
+    // challenge; no "not of the configured cloud" about the challenge.
+    if insecure_authority(Some(configured), loopback_ok).is_some() {
+        return Ok(());
+    }
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     let ok = match cloud_of(&host) {
         Some(cloud) => cloud.authorities.contains(&challenge_host),
@@ -383,6 +389,19 @@ pub fn authority_belongs(
             cloud_of(&host).map(|c| c.name).unwrap_or(host.as_str())
         ))
     }
+}
+
+/// Why the authority host setting cannot be used, when it is plain http to loopback without
+/// `allowInsecureLoopback` (a fake's address left in the environment): every provider then
+/// refuses, saying so, and nothing is sent anywhere.
+pub fn insecure_authority(configured: Option<&str>, loopback_ok: bool) -> Option<String> {
+    let url = Url::parse(configured?).ok()?;
+    (url.scheme() == "http" && is_loopback(&url) && !loopback_ok).then(|| {
+        format!(
+            "the authority host (authorityHost or AZURE_AUTHORITY_HOST) {} is plain http: that needs allowInsecureLoopback (or COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK=1), for a local fake only; nothing was sent",
+            url.origin().ascii_serialization()
+        )
+    })
 }
 
 /// Every `identity` value api.md names.
@@ -556,6 +575,10 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
             Ok(Box::new(Chain::new(links, skipped)))
         }
     };
+    let chosen = match insecure_authority(s.authority_host.as_deref(), s.allow_insecure_loopback) {
+        Some(why) => Err(why),
+        None => chosen,
+    };
     let provider = chosen.unwrap_or_else(|why| Box::new(Unavailable(why)));
     // Every provider is asked only for the tenant the policy resolves (tenants.rs).
     Box::new(TenantGate {
@@ -727,8 +750,23 @@ mod tests {
             true
         )
         .is_ok());
+        // Plain http to loopback without the opt-in: the identity refuses it for what it is.
         assert!(authority_belongs(
             Some("http://127.0.0.1:5000/"),
+            "login.microsoftonline.com",
+            false
+        )
+        .is_ok());
+        let none = provider_from(&IdentitySettings {
+            choice: "auto".into(),
+            authority_host: Some("http://127.0.0.1:5000/".into()),
+            ..Default::default()
+        });
+        assert!(none
+            .describe()
+            .contains("is plain http: that needs allowInsecureLoopback"));
+        assert!(authority_belongs(
+            Some("http://login.example.com/"),
             "login.microsoftonline.com",
             false
         )
