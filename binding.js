@@ -9,10 +9,12 @@
 // Where it looks, in order (the first that exists is loaded; README "Bundling"):
 //  1. COMMERCE_SECRETS_NATIVE_PATH: the file it names, and nothing else.
 //  2. Beside this file: the package folder when not bundled; beside the bundle when bundled.
-//  3. The platform package (commerce-secret-manager-<platform>), resolved from here and from
-//     the working directory.
-//  4. The package in node_modules, resolved from the working directory (a bundle run from the
-//     app folder), and its platform package.
+//  3. The platform package (commerce-secret-manager-<platform>), found by Node's resolution from
+//     this file's own folder: its binary, by name (its `main` is never run).
+//  4. The package in node_modules above this file (a bundle whose node_modules is above it), and
+//     its platform package.
+// Nothing is resolved from the working directory: a node_modules planted there is never seen.
+// Only a `.node` file is loaded, and one that does not export NativeManager is refused.
 
 const fs = require('fs')
 const path = require('path')
@@ -69,28 +71,40 @@ function resolveFrom(dir, request) {
   }
 }
 
-// Every place to try, as { file } (a .node file) or { pkg } (a platform package's entry).
+// Every place to try, as { file, why }: .node files only.
 function candidates(name, env, here, cwd) {
   const file = `${PACKAGE}.${name}.node`
   const platformPackage = `${PACKAGE}-${name}`
   const out = []
   if (env.COMMERCE_SECRETS_NATIVE_PATH) {
+    // The operator's own setting (a relative path is taken from the working directory, as a
+    // shell would): the one place looked at.
     out.push({ file: path.resolve(cwd, env.COMMERCE_SECRETS_NATIVE_PATH), why: 'COMMERCE_SECRETS_NATIVE_PATH' })
     return out
   }
   out.push({ file: path.join(here, file), why: 'beside the package entry (or the bundle)' })
-  for (const dir of [here, cwd]) {
-    const entry = resolveFrom(dir, platformPackage)
-    if (entry !== undefined) out.push({ file: entry, why: `the platform package ${platformPackage}` })
+  const platformIn = (dir) => {
+    const manifest = resolveFrom(dir, `${platformPackage}/package.json`)
+    if (manifest !== undefined) {
+      out.push({ file: path.join(path.dirname(manifest), file), why: `the platform package ${platformPackage}` })
+    }
   }
-  const manifest = resolveFrom(cwd, `${PACKAGE}/package.json`)
-  if (manifest !== undefined) {
+  platformIn(here)
+  const manifest = resolveFrom(here, `${PACKAGE}/package.json`)
+  if (manifest !== undefined && path.dirname(manifest) !== here) {
     const dir = path.dirname(manifest)
     out.push({ file: path.join(dir, file), why: `${PACKAGE} in node_modules` })
-    const entry = resolveFrom(dir, platformPackage)
-    if (entry !== undefined) out.push({ file: entry, why: `the platform package ${platformPackage}` })
+    platformIn(dir)
   }
-  return out
+  const seen = new Set()
+  return out.filter((c) => !seen.has(c.file) && seen.add(c.file))
+}
+
+// The addon's own exports, or why the module is not it.
+function notThisAddon(binding) {
+  if (binding === null || (typeof binding !== 'object' && typeof binding !== 'function')) return 'it exports nothing'
+  if (typeof binding.NativeManager !== 'function') return `it is not ${PACKAGE}'s addon (it does not export NativeManager)`
+  return undefined
 }
 
 function missingMessage(platform, arch, name, platformPackage, tried) {
@@ -125,13 +139,24 @@ function load(overrides) {
       tried.push({ file: c.file, why: c.why, error: 'not there' })
       continue
     }
+    if (path.extname(c.file) !== '.node') {
+      tried.push({ file: c.file, why: c.why, error: 'not a .node file; not loaded' })
+      continue
+    }
+    let binding
     try {
-      const binding = requireFrom(path.dirname(c.file))(c.file)
-      if (overrides === undefined) loaded = binding
-      return binding
+      binding = requireFrom(path.dirname(c.file))(c.file)
     } catch (e) {
       tried.push({ file: c.file, why: c.why, error: String(e && e.message).split('\n')[0] })
+      continue
     }
+    const wrong = notThisAddon(binding)
+    if (wrong !== undefined) {
+      tried.push({ file: c.file, why: c.why, error: `${wrong}; refused` })
+      continue
+    }
+    if (overrides === undefined) loaded = binding
+    return binding
   }
   const err = new Error(missingMessage(platform, arch, name, `${PACKAGE}-${name}`, tried))
   err.code = 'NATIVE_BINDING_MISSING'

@@ -112,6 +112,9 @@ export interface SecretManagerOptions {
   clientId?: string
   /** Else AZURE_TENANT_ID. */
   tenantId?: string
+  /** Tenants a vault's challenge may name besides tenantId ('*': any); else
+   *  AZURE_ADDITIONALLY_ALLOWED_TENANTS (comma-separated). */
+  additionallyAllowedTenants?: string[]
   /** Else AZURE_CLIENT_SECRET. */
   clientSecret?: string
   /** PEM with certificate and private key; else AZURE_CLIENT_CERTIFICATE_PATH. */

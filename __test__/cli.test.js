@@ -153,3 +153,43 @@ test('validate with nothing configured explains NOT_CONFIGURED and how to config
     empty.cleanup()
   }
 })
+
+test('doctor runs git without the repository\'s configured commands: a core.fsmonitor script is never run', () => {
+  const git = (...args) => spawnSync('git', args, { cwd: t.dir, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: t.dir } })
+  expect(git('init', '-q', '.').status).toBe(0)
+  const marker = path.join(t.dir, 'FSMONITOR-RAN')
+  const hook = t.write('fsmonitor.sh', `#!/bin/sh\ntouch '${marker}'\n`)
+  require('node:fs').chmodSync(hook, 0o755)
+  expect(git('config', 'core.fsmonitor', hook).status).toBe(0)
+  expect(git('config', 'core.hooksPath', t.dir).status).toBe(0)
+  // Plain git would run it (the index is read): the hazard is real here.
+  git('check-ignore', '-q', 'secrets/secrets.json')
+  const real = require('node:fs').existsSync(marker)
+  require('node:fs').rmSync(marker, { force: true })
+  t.write('.gitignore', 'secrets/\n')
+  const r = run(['doctor', '--offline'], { cwd: t.dir, env: { NODE_ENV: 'development' } })
+  expect(r.out).toMatch(/git: secrets\/ is ignored \(git check-ignore\)/)
+  expect(require('node:fs').existsSync(marker)).toBe(false)
+  expect(r.code).toBe(0)
+  expect(real).toBe(true)
+})
+
+test('exit codes: a bad environment variable is a configuration fault (1); a bad option on the command line a usage error (2)', () => {
+  const env = run(['get', 'a'], { cwd: t.dir, env: { COMMERCE_SECRETS_SOURCE: 'cloud' } })
+  expect(env.code).toBe(1)
+  expect(env.err).toMatch(/^configuration: environment variable COMMERCE_SECRETS_SOURCE must be one of/)
+  const vaults = run(['get', 'a'], { cwd: t.dir, env: { COMMERCE_SECRETS_VAULT_URLS: 'not a url' } })
+  expect(vaults.code).toBe(1)
+  const flag = run(['get', 'a', '--source', 'cloud'], { cwd: t.dir, env: { COMMERCE_SECRETS_SOURCE: 'local' } })
+  expect(flag.code).toBe(2)
+  expect(flag.err).toMatch(/option `source` must be one of/)
+})
+
+test('validate with no KEY on a source that cannot list its keys is a usage error: exit 2 with the usage text', () => {
+  const r = run(['validate', '--source', 'key-vault', '--vault-url', 'https://myvault.vault.azure.net'], { cwd: t.dir })
+  expect(r.code).toBe(2)
+  expect(r.err).toMatch(/^validate needs KEY… with the key-vault source \(only the local source can list its keys\)\n\nUsage: /)
+  const help = run(['--help']).out
+  expect(help).toMatch(/Exit codes:\n  0  success\n  1  .*configuration is at fault/)
+  expect(help).toMatch(/  2  a usage error/)
+})

@@ -9,8 +9,8 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
-const { startRetailServer, RESOURCE } = require('./fakes/azure')
-const { isolateEnv } = require('./helpers')
+const { startRetailServer, startAad: startAadFake, RESOURCE } = require('./fakes/azure')
+const { isolateEnv, until } = require('./helpers')
 
 isolateEnv(['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_CLIENT_ID',
   'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_AUTHORITY_HOST', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_CLIENT_CERTIFICATE_PATH',
@@ -30,15 +30,11 @@ const track = (x) => {
   return x
 }
 
-// An AAD v2 token endpoint that records each form and answers a token.
-async function startAad() {
-  const aad = track(await startServer())
-  aad.forms = []
-  aad.setDefault((req, res) => {
-    const form = Object.fromEntries(new URLSearchParams(aad.requests[aad.requests.length - 1].body))
-    aad.forms.push({ path: req.url, form })
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, access_token: `aad-token-${aad.forms.length}` }))
+// The AAD fake (it refuses what AAD would refuse), with each request's path and form.
+async function startAad(expect) {
+  const aad = track(await startAadFake(expect))
+  Object.defineProperty(aad, 'forms', {
+    get: () => aad.requests.map((q) => ({ path: q.rawPath, form: Object.fromEntries(new URLSearchParams(q.body)) })),
   })
   return aad
 }
@@ -50,7 +46,7 @@ async function retailManager(options) {
 }
 
 test('workload identity: the federated token file is sent as a client assertion, read anew for every token request', async () => {
-  const aad = await startAad()
+  const aad = await startAad({ tenant: 'tenant-wi', clientId: 'wi-client' })
   const tokenFile = path.join(dir, 'azure-identity-token')
   fs.writeFileSync(tokenFile, 'federated-jwt-ONE\n')
   const { m, rs } = await retailManager({
@@ -62,7 +58,7 @@ test('workload identity: the federated token file is sent as a client assertion,
     grant_type: 'client_credentials', client_id: 'wi-client', scope: `${RESOURCE}/.default`,
     client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: 'federated-jwt-ONE',
   })
-  expect(rs.requests[0].headers.authorization).toBe('Bearer aad-token-1')
+  expect(rs.requests[0].headers.authorization).toBe('Bearer SENTINEL-AAD-TOKEN-1')
   // The platform rotates the file; the next token request sends the new one.
   fs.writeFileSync(tokenFile, 'federated-jwt-TWO')
   rs.setDefault({ status: 401, body: '' })
@@ -78,7 +74,7 @@ test('client certificate: an RS256 assertion signed with the key, x5t the certif
   expect(r.status).toBe(0)
   const pemFile = path.join(dir, 'client.pem')
   fs.writeFileSync(pemFile, fs.readFileSync(certFile, 'utf8') + fs.readFileSync(keyFile, 'utf8'))
-  const aad = await startAad()
+  const aad = await startAad({ tenant: 'tenant-c', clientId: 'cert-client' })
   const { m, rs } = await retailManager({
     identity: 'client-certificate', clientId: 'cert-client', tenantId: 'tenant-c', authorityHost: aad.url, clientCertificatePath: pemFile,
   })
@@ -141,16 +137,52 @@ test('azure-cli: not logged in says to run az login; not installed says so', asy
   expect(r2.error.message).toMatch(/`az` was not found on PATH; install it and run `az login`/)
 })
 
-test('azure-cli: a tool that hangs is killed at the call\'s deadline (TIMEOUT)', async () => {
+// Gone: no such process, or a zombie its new parent has not reaped yet (it runs no more).
+function gone(pid) {
+  try {
+    process.kill(pid, 0)
+  } catch (e) {
+    return e.code === 'ESRCH'
+  }
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch (e) {
+    return true
+  }
+}
+
+test('azure-cli: a tool that hangs is killed at the call\'s deadline (TIMEOUT), with what it started', async () => {
   const bin = path.join(dir, 'bin')
   fs.mkdirSync(bin, { recursive: true })
-  fs.writeFileSync(path.join(bin, 'az'), '#!/bin/sh\nsleep 30\n', { mode: 0o755 })
+  const pidFile = path.join(dir, 'child.pid')
+  // As the real az: a shell script whose child does the work (here: hangs).
+  fs.writeFileSync(path.join(bin, 'az'), `#!/bin/sh\nsleep 30 &\necho $! > '${pidFile}'\nwait\n`, { mode: 0o755 })
   process.env.PATH = `${bin}:/usr/bin:/bin`
-  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 500 })
+  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 1500 })
   const started = Date.now()
   const r = await m.getSecretValue('k', rs.url)
   expect(r.error.code).toBe('TIMEOUT')
   expect(Date.now() - started).toBeLessThan(10000)
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'))
+  expect(pid).toBeGreaterThan(1)
+  await until(() => gone(pid), { timeoutMs: 10000, stepMs: 50 })
+})
+
+test('azure-cli: output past 64 KiB stops the tool at once (not read whole, then checked)', async () => {
+  const bin = path.join(dir, 'bin')
+  fs.mkdirSync(bin, { recursive: true })
+  const pidFile = path.join(dir, 'tool.pid')
+  // Prints without end, and would hang after: only a cap while reading ends this before the deadline.
+  fs.writeFileSync(path.join(bin, 'az'), `#!/bin/sh\necho $$ > '${pidFile}'\nexec yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n`, { mode: 0o755 })
+  process.env.PATH = `${bin}:/usr/bin:/bin`
+  const { m, rs } = await retailManager({ identity: 'azure-cli', timeoutMs: 20000 })
+  const started = Date.now()
+  const r = await m.getSecretValue('k', rs.url)
+  expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+  expect(r.error.message).toMatch(/azure-cli: `az` printed more than 64 KiB/)
+  expect(Date.now() - started).toBeLessThan(15000)
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'))
+  await until(() => gone(pid), { timeoutMs: 10000, stepMs: 50 })
 })
 
 test('azure-developer-cli: azd auth token with the scope, its token used', async () => {
@@ -292,6 +324,88 @@ describe('bad input: each a clear IDENTITY_UNAVAILABLE naming the credential and
     const r = await m.getSecretValue('k', rs.url)
     expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
     expect(r.error.message).toMatch(/azure-cli: `az`: its output is not JSON/)
+  })
+})
+
+describe('identity files that are not what they should be: refused at once, saying what to do', () => {
+  const threads = () => Number(/^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1])
+
+  ;(process.platform === 'linux' ? test : test.skip)('a FIFO as the federated token file: refused at once, no thread left blocked on it', async () => {
+    const fifo = path.join(dir, 'token-fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    const rs = track(await startRetailServer({ k: 'v' }))
+    const make = () => track(new SecretManager({
+      source: 'retail-server', allowInsecureLoopback: true, identity: 'workload-identity', clientId: 'c', tenantId: 't',
+      federatedTokenFile: fifo, timeoutMs: 20000,
+    }))
+    const started = Date.now()
+    const r = await make().getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(r.error.message).toMatch(/workload-identity: the federated token file .*token-fifo is a FIFO \(named pipe\), not a regular file; it was not read/)
+    expect(Date.now() - started).toBeLessThan(10000) // not the 20 s deadline
+    const before = threads()
+    for (let i = 0; i < 30; i++) {
+      expect((await make().getSecretValue('k', rs.url)).error.code).toBe('IDENTITY_UNAVAILABLE')
+    }
+    expect(threads() - before).toBeLessThan(10) // the old code pinned one blocking thread per call
+    expect(rs.requests).toHaveLength(0)
+  })
+
+  test('a directory as the token file or the certificate', async () => {
+    const rs = track(await startRetailServer({ k: 'v' }))
+    const wi = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'workload-identity', clientId: 'c', tenantId: 't', federatedTokenFile: dir }))
+    expect((await wi.getSecretValue('k', rs.url)).error.message).toMatch(/the federated token file .* is a directory, not a regular file/)
+    const cert = track(new SecretManager({ source: 'retail-server', allowInsecureLoopback: true, identity: 'client-certificate', clientId: 'c', tenantId: 't', clientCertificatePath: dir }))
+    expect((await cert.getSecretValue('k', rs.url)).error.message).toMatch(/client-certificate: .* is a directory, not a regular file/)
+  })
+
+  async function certificateError(file) {
+    const { m, rs } = await retailManager({ identity: 'client-certificate', clientId: 'c', tenantId: 't', clientCertificatePath: file })
+    const r = await m.getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(rs.requests).toHaveLength(0)
+    return r.error.message
+  }
+  const openssl = (...args) => expect(spawnSync('openssl', args, { encoding: 'utf8' }).status).toBe(0)
+
+  test('a PFX/PKCS#12 file: convert it to PEM, and how', async () => {
+    const pfx = path.join(dir, 'cert.pfx')
+    fs.writeFileSync(pfx, Buffer.concat([Buffer.from([0x30, 0x82, 0x09, 0xf1, 0x02, 0x01, 0x03]), crypto.randomBytes(600)]))
+    expect(await certificateError(pfx)).toMatch(/looks like a PFX\/PKCS#12 .*convert it to PEM with `openssl pkcs12 -in cert\.pfx -out cert\.pem -nodes`/)
+    const renamed = path.join(dir, 'client.pem')
+    fs.copyFileSync(pfx, renamed)
+    expect(await certificateError(renamed)).toMatch(/openssl pkcs12 -in cert\.pfx -out cert\.pem -nodes/)
+  })
+
+  test('an EC key (PKCS#8 or SEC1): only RSA keys are supported', async () => {
+    const key = path.join(dir, 'ec-key.pem')
+    const cert = path.join(dir, 'ec-cert.pem')
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key)
+    openssl('req', '-x509', '-key', key, '-out', cert, '-days', '1', '-subj', '/CN=csm-ec')
+    const pkcs8 = path.join(dir, 'ec-pkcs8.pem')
+    fs.writeFileSync(pkcs8, fs.readFileSync(cert, 'utf8') + fs.readFileSync(key, 'utf8'))
+    expect(fs.readFileSync(key, 'utf8')).toMatch(/BEGIN PRIVATE KEY/)
+    expect(await certificateError(pkcs8)).toMatch(/the private key in .*ec-pkcs8\.pem is an EC key: only RSA keys are supported/)
+    const sec1Key = path.join(dir, 'ec-sec1-key.pem')
+    openssl('ec', '-in', key, '-out', sec1Key)
+    const sec1 = path.join(dir, 'ec-sec1.pem')
+    fs.writeFileSync(sec1, fs.readFileSync(cert, 'utf8') + fs.readFileSync(sec1Key, 'utf8'))
+    expect(fs.readFileSync(sec1Key, 'utf8')).toMatch(/BEGIN EC PRIVATE KEY/)
+    expect(await certificateError(sec1)).toMatch(/is an EC key: only RSA keys are supported/)
+  })
+
+  test('an encrypted key: decrypt it, and how', async () => {
+    const key = path.join(dir, 'key.pem')
+    const cert = path.join(dir, 'cert.pem')
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=csm-enc')
+    const enc = path.join(dir, 'enc-key.pem')
+    openssl('pkcs8', '-topk8', '-in', key, '-passout', 'pass:SENTINEL-PASS', '-out', enc)
+    expect(fs.readFileSync(enc, 'utf8')).toMatch(/-----BEGIN ENCRYPTED PRIVATE KEY-----/)
+    const file = path.join(dir, 'client-enc.pem')
+    fs.writeFileSync(file, fs.readFileSync(cert, 'utf8') + fs.readFileSync(enc, 'utf8'))
+    const said = await certificateError(file)
+    expect(said).toMatch(/the private key in .*client-enc\.pem is encrypted, .*decrypt it with `openssl pkey -in key\.pem -out plain\.pem`/)
+    expect(said).not.toMatch(/SENTINEL/)
   })
 })
 

@@ -3,7 +3,7 @@
 // Server source against loopback fakes.
 const { SecretManager } = require('..')
 const { startServer } = require('./fakes/server')
-const { startRetailServer, RESOURCE } = require('./fakes/azure')
+const { startRetailServer, startAad, RESOURCE } = require('./fakes/azure')
 const { isolateEnv } = require('./helpers')
 
 const ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'IDENTITY_USER_ASSIGNED_CLIENTID_ENVSPECIFIC', 'MSI_ENDPOINT', 'MSI_SECRET',
@@ -77,7 +77,7 @@ test('IMDS: Metadata header, api-version 2018-02-01, the base overridable, 410 r
 })
 
 test('client secret: AAD v2 client credentials, the authority overridable', async () => {
-  endpoint = await startServer({ status: 200, body: { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: 'aad-tok' } })
+  endpoint = await startAad({ tenant: 'contoso.onmicrosoft.com', clientId: 'app-id', clientSecret: 'S3CRET&=' })
   process.env.AZURE_AUTHORITY_HOST = endpoint.url
   const m = manager({ identity: 'client-secret', clientId: 'app-id', clientSecret: 'S3CRET&=', tenantId: 'contoso.onmicrosoft.com' })
   expect((await m.getSecretValue('k', rs.url)).value).toBe('v')
@@ -91,7 +91,7 @@ test('client secret: AAD v2 client credentials, the authority overridable', asyn
     client_secret: 'S3CRET&=',
     scope: `${RESOURCE}/.default`,
   })
-  expect(rs.requests[0].headers.authorization).toBe('Bearer aad-tok')
+  expect(rs.requests[0].headers.authorization).toBe('Bearer SENTINEL-AAD-TOKEN-1')
 })
 
 test('client secret never goes over plain http to a real host', async () => {
@@ -106,5 +106,22 @@ test('identity: app-service without its variables: IDENTITY_UNAVAILABLE saying w
   const r = await manager({ identity: 'app-service' }).getSecretValue('k', rs.url)
   expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
   expect(r.error.message).toMatch(/IDENTITY_ENDPOINT/)
+  expect(rs.requests).toHaveLength(0)
+})
+
+test('the AAD fake refuses what AAD refuses: another tenant, another client, a wrong secret', async () => {
+  endpoint = await startAad({ tenant: 'contoso.onmicrosoft.com', clientId: 'app-id', clientSecret: 'right-secret' })
+  process.env.AZURE_AUTHORITY_HOST = endpoint.url
+  const cases = [
+    [{ tenantId: 'fabrikam.onmicrosoft.com', clientId: 'app-id', clientSecret: 'right-secret' }, /400: invalid_request: AADSTS90002/],
+    [{ tenantId: 'contoso.onmicrosoft.com', clientId: 'other-app', clientSecret: 'right-secret' }, /400: unauthorized_client: AADSTS700016/],
+    [{ tenantId: 'contoso.onmicrosoft.com', clientId: 'app-id', clientSecret: 'wrong-secret' }, /400: invalid_client: AADSTS7000215/],
+  ]
+  for (const [options, said] of cases) {
+    const r = await manager({ identity: 'client-secret', ...options }).getSecretValue('k', rs.url)
+    expect(r.error.code).toBe('IDENTITY_UNAVAILABLE')
+    expect(r.error.message).toMatch(said)
+  }
+  expect(endpoint.refusals).toEqual(['invalid_request', 'unauthorized_client', 'invalid_client'])
   expect(rs.requests).toHaveLength(0)
 })

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict'
 // npx commerce-secret-manager get|validate|doctor — see `--help`.
-// Exit codes: 0 success, 1 a key failed or a check found a fault, 2 usage error.
+// Exit codes: 0 success; 1 a key failed, a check found a fault, or the configuration (the
+// environment, a file) is at fault; 2 a usage error (the command line itself).
 // Secret values go to stdout only for `get`; nothing here prints a value anywhere else.
 
 const fs = require('fs')
@@ -54,12 +55,20 @@ Environment variables read:
                                    Cloud Shell)
   AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,
   AZURE_FEDERATED_TOKEN_FILE       service principal, certificate, workload identity
+  AZURE_ADDITIONALLY_ALLOWED_TENANTS
+                                   tenants a vault's challenge may name besides AZURE_TENANT_ID
+                                   (comma-separated; * for any)
   AZURE_AUTHORITY_HOST             the cloud's authority (public, China, US Government)
   AZURE_POD_IDENTITY_AUTHORITY_HOST
                                    IMDS's address
   PATH                             where az and azd are looked for
 
-Exit codes: 0 success, 1 a key failed or a check found a fault, 2 usage error.`
+Exit codes:
+  0  success
+  1  a key failed, a check found a fault, or the configuration is at fault (an environment
+     variable with a value that cannot be used, a secrets file that does not parse, no binary)
+  2  a usage error: an unknown command or option, a bad option value, a missing KEY (get; and
+     validate on a source that cannot list its keys)`
 
 class Usage extends Error {}
 
@@ -137,6 +146,9 @@ async function validate(manager, args) {
     complain(`NOT_CONFIGURED: ${d.reason.replace(/^none: /, '')}`)
     return 1
   }
+  if (keys.length === 0 && d.source !== 'local') {
+    throw new Usage(`validate needs KEY… with the ${d.source} source (only the local source can list its keys)`)
+  }
   if (keys.length === 0) {
     const listed = manager[INTERNALS]().localKeys()
     if (listed.code !== undefined) {
@@ -162,10 +174,35 @@ async function validate(manager, args) {
   return failed === 0 ? 0 : 1
 }
 
+// git without any command a repository's configuration could make it run (core.fsmonitor is
+// run by check-ignore; hooks, pagers, ssh, credential helpers, external diff for good measure),
+// without the system configuration, and without taking the index lock.
+const GIT_SAFE = [
+  '-c', 'core.fsmonitor=false', '-c', 'core.hooksPath=/dev/null', '-c', 'core.untrackedCache=false',
+  '-c', 'core.pager=cat', '-c', 'core.sshCommand=', '-c', 'core.askPass=', '-c', 'credential.helper=',
+  '-c', 'diff.external=', '-c', 'protocol.allow=never',
+]
+
+function gitEnv() {
+  const env = Object.assign({}, process.env, {
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_OPTIONAL_LOCKS: '0',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_PAGER: 'cat',
+  })
+  for (const k of ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_EXTERNAL_DIFF', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_ASKPASS', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT']) delete env[k]
+  return env
+}
+
 // Whether <cwd>/secrets/ is git-ignored: git's own answer when this is a repository,
 // else a look at .gitignore.
 function secretsIgnored(cwd) {
-  const probe = spawnSync('git', ['check-ignore', '-q', 'secrets/secrets.json'], { cwd, stdio: 'ignore' })
+  const probe = spawnSync('git', GIT_SAFE.concat(['check-ignore', '-q', 'secrets/secrets.json']), {
+    cwd,
+    stdio: 'ignore',
+    env: gitEnv(),
+    timeout: 10000,
+  })
   if (probe.status === 0) return { ignored: true, how: 'git check-ignore' }
   if (probe.status === 1) return { ignored: false, how: 'git check-ignore' }
   let text = ''
@@ -190,6 +227,7 @@ const IDENTITY_VARS = [
   'MSI_SECRET',
   'AZURE_CLIENT_ID',
   'AZURE_TENANT_ID',
+  'AZURE_ADDITIONALLY_ALLOWED_TENANTS',
   'AZURE_CLIENT_SECRET',
   'AZURE_CLIENT_CERTIFICATE_PATH',
   'AZURE_FEDERATED_TOKEN_FILE',
@@ -248,6 +286,29 @@ async function doctor(manager, args) {
   return d.configured && faults === 0 ? 0 : 1
 }
 
+// Whether the constructor's error came from the environment: the same options build a manager
+// once the variables the configuration reads are set aside (and put back).
+const CONFIG_VARS = /^(COMMERCE_SECRETS_(?!NATIVE_PATH$|EXTRA_CA_CERTS$)|AZURE_|IDENTITY_|MSI_|IMDS_)|^(NODE_ENV|DEPLOYMENT_ENV|MSDyn365Commerce_RSVERSION)$/
+
+async function environmentCaused(options) {
+  const saved = {}
+  for (const k of Object.keys(process.env)) {
+    if (CONFIG_VARS.test(k)) {
+      saved[k] = process.env[k]
+      delete process.env[k]
+    }
+  }
+  try {
+    const probe = new SecretManager(Object.assign({}, options, { watch: false }))
+    await probe.close()
+    return true
+  } catch (e) {
+    return false
+  } finally {
+    Object.assign(process.env, saved)
+  }
+}
+
 async function main(argv) {
   let args
   try {
@@ -274,7 +335,10 @@ async function main(argv) {
     manager = new SecretManager(args.options)
   } catch (e) {
     complain(`configuration: ${e.message}`)
-    return 2
+    // The command line's fault (a bad --source…) is a usage error; the environment's (a bad
+    // COMMERCE_SECRETS_SOURCE…) or the installation's (no binary) a configuration fault.
+    if (e && e.code === 'NATIVE_BINDING_MISSING') return 1
+    return (await environmentCaused(args.options)) ? 1 : 2
   }
   try {
     if (args.command === 'get') return await get(manager, args)

@@ -29,6 +29,7 @@ pub const ENV_VARS: &[&str] = &[
     "MSI_SECRET",
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
+    "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
     "AZURE_CLIENT_SECRET",
     "AZURE_AUTHORITY_HOST",
     "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -230,6 +231,7 @@ const KNOWN: &[&str] = &[
     "identity",
     "clientId",
     "tenantId",
+    "additionallyAllowedTenants",
     "clientSecret",
     "clientCertificatePath",
     "federatedTokenFile",
@@ -471,6 +473,39 @@ impl Config {
                 identity.escape_debug()
             ));
         }
+        // The option, else the variable (comma-separated); each a tenant id, a domain or '*'.
+        let additionally_allowed_tenants = match opt_string_list(o, "additionallyAllowedTenants")? {
+            Some(list) => {
+                for t in &list {
+                    if t != "*" && !crate::identity::valid_tenant(t) {
+                        return Err(format!(
+                            "option `additionallyAllowedTenants`: '{}' is not a tenant id, a domain name or '*'",
+                            t.escape_debug()
+                        ));
+                    }
+                }
+                list
+            }
+            None => {
+                let mut list = Vec::new();
+                for t in env_get(env, "AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                {
+                    if t == "*" || crate::identity::valid_tenant(t) {
+                        list.push(t.to_owned());
+                    } else {
+                        env_faults.push(format!(
+                            "environment variable AZURE_ADDITIONALLY_ALLOWED_TENANTS (comma-separated tenant ids, domain names or '*'): '{}' is not a tenant id or domain name",
+                            t.escape_debug()
+                        ));
+                    }
+                }
+                list
+            }
+        };
         let secret_env = |name: &str| env_get(env, name).map(|v| SecretString::new(v.to_owned()));
         let identity = IdentitySettings {
             choice: identity,
@@ -484,6 +519,7 @@ impl Config {
                 .or_else(|| env_get(env, "AZURE_CLIENT_ID").map(String::from)),
             tenant_id: opt_string(o, "tenantId")?
                 .or_else(|| env_get(env, "AZURE_TENANT_ID").map(String::from)),
+            additionally_allowed_tenants,
             client_secret: opt_string(o, "clientSecret")?
                 .map(SecretString::new)
                 .or_else(|| secret_env("AZURE_CLIENT_SECRET")),
@@ -711,6 +747,33 @@ mod tests {
         assert_eq!(c.source, SourceKind::Local);
         assert!(c.not_configured.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn additionally_allowed_tenants_from_the_option_else_the_environment() {
+        let var = "AZURE_ADDITIONALLY_ALLOWED_TENANTS";
+        let c = cfg(
+            json!({"additionallyAllowedTenants": ["t1", "*"]}),
+            &[(var, "ignored")],
+        )
+        .unwrap();
+        assert_eq!(c.identity.additionally_allowed_tenants, ["t1", "*"]);
+        let c = cfg(
+            json!({"source": "memory"}),
+            &[(var, " a.example , 72f988bf-86f1-41af-91ab-2d7cd011db47 ,")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.identity.additionally_allowed_tenants,
+            ["a.example", "72f988bf-86f1-41af-91ab-2d7cd011db47"]
+        );
+        assert!(c.not_configured.is_none());
+        let c = cfg(json!({"source": "key-vault"}), &[(var, "ok,--debug")]).unwrap();
+        assert!(c.not_configured.as_deref().is_some_and(|m| m.contains(var)));
+        for bad in [json!("t1"), json!([1]), json!(["a b"]), json!(["-x"])] {
+            let e = cfg(json!({ "additionallyAllowedTenants": bad }), &[]).unwrap_err();
+            assert!(e.contains("additionallyAllowedTenants"), "{e}");
+        }
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! The secret value type: wiped when dropped, never shown by `Debug`.
 
 use once_cell::sync::Lazy;
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use zeroize::Zeroize;
 
 /// A secret string. Its bytes are overwritten when it is dropped, and neither `Debug` nor
@@ -48,28 +47,49 @@ impl fmt::Debug for SecretString {
     }
 }
 
-/// Credentials this process has sent or will send (bearer tokens, identity headers, client
-/// secrets, client assertions), so that an upstream that echoes one back in its error text
+/// Credentials that may be echoed back now (bearer tokens, identity headers, client secrets,
+/// the Azure Arc key, client assertions), so that an upstream that echoes one in its error text
 /// cannot put it into a message: every `SecretError` message is scrubbed against them
-/// (`error.rs`). Bounded: the most recent `MAX_SENT`; those dropped are wiped.
-static SENT: Lazy<Mutex<VecDeque<SecretString>>> = Lazy::new(|| Mutex::new(VecDeque::new()));
-const MAX_SENT: usize = 64;
+/// (`error.rs`). Not a bounded "most recent" list (which lost a token still in use after 64
+/// others): a credential is scrubbed for as long as a `Scrubbed` handle for it is held, that is
+/// for as long as it can be sent. Its holders: the provider (what was given at construction,
+/// for the manager's life), the token (while the token cache or a request holds it), the
+/// request (a client assertion, a federated token). Dead entries are dropped as they are found.
+static SENT: Lazy<Mutex<Vec<Weak<SecretString>>>> = Lazy::new(|| Mutex::new(Vec::new()));
 /// Shorter strings are not credentials, and scrubbing them would mangle ordinary words.
 const MIN_CREDENTIAL_LEN: usize = 8;
 const REDACTED: &str = "[redacted]";
 
-pub fn remember_sent(credential: &str) {
-    if credential.len() < MIN_CREDENTIAL_LEN {
-        return;
+/// While this is held, its credential is scrubbed from every error message, in every form it
+/// may be sent or echoed in. Its copy is wiped when the last handle for it goes.
+pub struct Scrubbed {
+    _held: Option<Arc<SecretString>>,
+}
+
+impl Scrubbed {
+    pub fn new(credential: &str) -> Scrubbed {
+        if credential.len() < MIN_CREDENTIAL_LEN {
+            return Scrubbed { _held: None };
+        }
+        let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
+        sent.retain(|w| w.strong_count() > 0);
+        if let Some(held) = sent
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|c| c.expose() == credential)
+        {
+            return Scrubbed { _held: Some(held) };
+        }
+        let c = Arc::new(SecretString::new(credential.to_owned()));
+        sent.push(Arc::downgrade(&c));
+        Scrubbed { _held: Some(c) }
     }
-    let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
-    if sent.iter().any(|c| c.expose() == credential) {
-        return;
+}
+
+impl fmt::Debug for Scrubbed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scrubbed(<redacted>)")
     }
-    if sent.len() >= MAX_SENT {
-        sent.pop_front();
-    }
-    sent.push_back(SecretString::new(credential.to_owned()));
 }
 
 /// The forms a credential may be echoed in: as is, form/percent-encoded, JSON-escaped.
@@ -129,8 +149,12 @@ pub fn scrub(text: String) -> String {
     } else {
         text
     };
-    let sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
-    for c in sent.iter() {
+    let live: Vec<Arc<SecretString>> = {
+        let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
+        sent.retain(|w| w.strong_count() > 0);
+        sent.iter().filter_map(Weak::upgrade).collect()
+    };
+    for c in live.iter() {
         for form in forms(c.expose()) {
             if text.contains(&form) {
                 let mut replaced = text.replace(&form, REDACTED);
@@ -215,15 +239,35 @@ mod tests {
 
     #[test]
     fn sent_credentials_are_scrubbed_in_every_form() {
-        remember_sent("tok/en+with=odd&chars-0123");
-        remember_sent("short");
+        let _held = Scrubbed::new("tok/en+with=odd&chars-0123");
+        let _short = Scrubbed::new("short");
         let echoed = format!(
-            "401: bad token tok/en+with=odd&chars-0123, form {}, json {}",
+            "401: bad token tok/en+with=odd&chars-0123, Basic tok/en+with=odd&chars-0123, form {}, json {}",
             "tok%2Fen%2Bwith%3Dodd%26chars-0123", "tok\\/en+with=odd&chars-0123"
         );
         let clean = scrub(echoed);
         assert!(!clean.contains("chars-0123"), "{clean}");
         assert_eq!(scrub("a short word".into()), "a short word");
+    }
+
+    #[test]
+    fn a_credential_is_scrubbed_while_held_however_many_others_come_and_go() {
+        let first = Scrubbed::new("first-credential-held-0001");
+        for i in 0..200 {
+            let _passing = Scrubbed::new(&format!("passing-credential-{i:04}"));
+        }
+        let clean = scrub("echo first-credential-held-0001 passing-credential-0007".into());
+        assert_eq!(clean, "echo [redacted] passing-credential-0007");
+        // A second handle for the same credential shares the entry; it lives while either does.
+        let again = Scrubbed::new("first-credential-held-0001");
+        drop(first);
+        assert!(!scrub("first-credential-held-0001".into()).contains("first"));
+        drop(again);
+        assert_eq!(
+            scrub("first-credential-held-0001".into()),
+            "first-credential-held-0001",
+            "no longer held: nothing to scrub, and its copy is wiped"
+        );
     }
 
     #[test]

@@ -63,13 +63,58 @@ async function startRetailServer(values = {}) {
 
 module.exports = { startIdentity, startRetailServer, odata, retailError, RESOURCE }
 
-// AAD v2 token endpoint (client credentials): POST /{tenant}/oauth2/v2.0/token.
-async function startAad() {
+// AAD v2 token endpoint (client credentials): POST /{tenant}/oauth2/v2.0/token. It checks
+// what it is sent, as AAD does, and answers AAD's 400 otherwise: grant_type client_credentials,
+// a scope, the tenant in the path, client_id, and exactly one of client_secret or
+// client_assertion (with its jwt-bearer type). `expect` ({ tenant, clientId, clientSecret,
+// assertion }; `tenant` a string or an array): each field given is checked exactly; one not
+// given must still be there and well-formed. `fake.expect` may be changed by a test;
+// `fake.refusals` lists what was refused (AAD's error codes).
+const TENANT_SHAPE = /^[0-9a-zA-Z.-]+$/
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+function aadRefusal(method, rawPath, form, expect) {
+  const m = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(rawPath)
+  const tenants = expect.tenant === undefined ? undefined : [].concat(expect.tenant)
+  if (method !== 'POST' || !m) return ['invalid_request', 'AADSTS900561: The endpoint only accepts POST requests to /{tenant}/oauth2/v2.0/token.']
+  const tenant = decodeURIComponent(m[1])
+  if (!TENANT_SHAPE.test(tenant) || tenant.startsWith('-') || (tenants && !tenants.includes(tenant))) {
+    return ['invalid_request', `AADSTS90002: Tenant '${tenant}' not found.`]
+  }
+  if (form.grant_type !== 'client_credentials') return ['unsupported_grant_type', 'AADSTS70003: The app requested an unsupported grant type.']
+  if (!form.scope) return ['invalid_request', "AADSTS900144: The request body must contain the following parameter: 'scope'."]
+  if (!form.client_id || (expect.clientId !== undefined && form.client_id !== expect.clientId)) {
+    return ['unauthorized_client', `AADSTS700016: Application with identifier '${form.client_id}' was not found in the directory '${tenant}'.`]
+  }
+  const secret = form.client_secret
+  const assertion = form.client_assertion
+  if ((secret === undefined) === (assertion === undefined) || (assertion !== undefined && form.client_assertion_type !== JWT_BEARER)) {
+    return ['invalid_client', "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type."]
+  }
+  if (secret !== undefined && (secret === '' || (expect.clientSecret !== undefined && secret !== expect.clientSecret))) {
+    return ['invalid_client', 'AADSTS7000215: Invalid client secret provided.']
+  }
+  if (assertion !== undefined && (assertion === '' || (expect.assertion !== undefined && assertion !== expect.assertion))) {
+    return ['invalid_client', 'AADSTS700027: Client assertion failed signature validation.']
+  }
+  return undefined
+}
+
+async function startAad(expect = {}) {
   let issued = 0
   const fake = await startServer()
+  fake.expect = expect
+  fake.refusals = []
   fake.setDefault((req, res) => {
+    const q = fake.requests[fake.requests.length - 1]
+    const form = Object.fromEntries(new URLSearchParams(q.body))
+    const refused = aadRefusal(q.method, q.rawPath, form, fake.expect)
+    res.writeHead(refused ? 400 : 200, { 'content-type': 'application/json' })
+    if (refused) {
+      fake.refusals.push(refused[0])
+      return res.end(JSON.stringify({ error: refused[0], error_description: refused[1], error_codes: [Number(refused[1].slice(6, refused[1].indexOf(':')))] }))
+    }
     issued++
-    res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: `SENTINEL-AAD-TOKEN-${issued}` }))
   })
   return fake

@@ -8,6 +8,9 @@ pub struct AzureArc {
     pub endpoint: Url,
     /// The only folder the challenge's key file may be in (the agent's token folder).
     pub token_dir: std::path::PathBuf,
+    /// The last key read, scrubbed from messages (bare, and so as `Basic <key>` too) for as
+    /// long as the provider lives.
+    pub key: Mutex<Option<Scrubbed>>,
 }
 
 /// The Arc agent's token folder on this OS.
@@ -103,15 +106,18 @@ impl Provider for AzureArc {
             let path = self
                 .key_file(&challenge)
                 .map_err(|why| fail(format!("Azure Arc identity: {why}")))?;
-            let mut key = std::fs::read_to_string(&path).map_err(|e| {
-                fail(format!(
-                    "Azure Arc identity: the key file cannot be read ({})",
-                    e.kind()
-                ))
+            // A small regular file only, never waited on (files.rs).
+            let bytes = super::files::read_small_regular(&path, 4096)
+                .map_err(|why| fail(format!("Azure Arc identity: the key file {why}")))?;
+            let mut key = String::from_utf8(bytes).map_err(|e| {
+                let mut b = e.into_bytes();
+                zeroize::Zeroize::zeroize(&mut b);
+                fail("Azure Arc identity: the key file is not UTF-8 text".into())
             })?;
+            let scrubbed = Scrubbed::new(key.trim());
+            *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(scrubbed);
             let secret = SecretString::new(format!("Basic {}", key.trim()));
             zeroize::Zeroize::zeroize(&mut key);
-            crate::secret::remember_sent(secret.expose());
             let mut second = self.call(resource);
             second.max_attempts = crate::http::MAX_ATTEMPTS;
             second.secret_headers.push(("authorization", &secret));

@@ -38,6 +38,17 @@ fn pem_blocks(text: &str, label: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// The largest certificate file read.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+/// The DER of the EC public key algorithm OID (1.2.840.10045.2.1), as a PKCS#8 EC key holds it.
+const EC_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+fn looks_like_pfx(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"))
+}
+
 impl ClientCertificate {
     pub fn load(
         authority: Url,
@@ -47,32 +58,66 @@ impl ClientCertificate {
         allow_insecure_loopback: bool,
     ) -> Result<Self, String> {
         let shown = path.display().to_string();
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| format!("client-certificate: {shown} cannot be read ({})", e.kind()))?;
-        if !meta.is_file() || meta.len() > 1024 * 1024 {
+        let mut bytes = super::files::read_small_regular(&path, MAX_PEM_BYTES)
+            .map_err(|why| format!("client-certificate: {why}"))?;
+        let pem = std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|t| t.contains("-----BEGIN "));
+        let Some(text) = pem else {
+            let der = bytes.first() == Some(&0x30);
+            zeroize::Zeroize::zeroize(&mut bytes);
+            return Err(if der || looks_like_pfx(&path) {
+                format!("client-certificate: {shown} looks like a PFX/PKCS#12 (or DER) file, and a PEM is needed: convert it to PEM with `openssl pkcs12 -in cert.pfx -out cert.pem -nodes`")
+            } else {
+                format!("client-certificate: {shown} is not a PEM file (no -----BEGIN block)")
+            });
+        };
+        let certs = pem_blocks(text, "CERTIFICATE");
+        let mut keys = pem_blocks(text, "PRIVATE KEY");
+        let mut rsa_keys = pem_blocks(text, "RSA PRIVATE KEY");
+        let encrypted = text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED");
+        let ec = text.contains("-----BEGIN EC PRIVATE KEY-----");
+        zeroize::Zeroize::zeroize(&mut bytes);
+        let wipe = |keys: &mut Vec<Vec<u8>>, rsa: &mut Vec<Vec<u8>>| {
+            for k in keys.iter_mut().chain(rsa.iter_mut()) {
+                zeroize::Zeroize::zeroize(k);
+            }
+        };
+        if encrypted {
+            wipe(&mut keys, &mut rsa_keys);
             return Err(format!(
-                "client-certificate: {shown} is not a PEM file of at most 1 MiB"
+                "client-certificate: the private key in {shown} is encrypted, which is not supported: decrypt it with `openssl pkey -in key.pem -out plain.pem` and use a PEM with the certificate and the plain key"
             ));
         }
-        let mut text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("client-certificate: {shown} cannot be read ({})", e.kind()))?;
-        let certs = pem_blocks(&text, "CERTIFICATE");
-        let mut keys = pem_blocks(&text, "PRIVATE KEY");
-        let mut rsa_keys = pem_blocks(&text, "RSA PRIVATE KEY");
-        zeroize::Zeroize::zeroize(&mut text);
-        let cert = certs
-            .first()
-            .ok_or_else(|| format!("client-certificate: {shown} holds no CERTIFICATE block"))?;
+        let Some(cert) = certs.first() else {
+            wipe(&mut keys, &mut rsa_keys);
+            return Err(format!(
+                "client-certificate: {shown} holds no CERTIFICATE block"
+            ));
+        };
         let key = if let Some(k) = keys.first() {
-            RsaKeyPair::from_pkcs8(k)
+            RsaKeyPair::from_pkcs8(k).map_err(|_| k.windows(EC_OID.len()).any(|w| w == EC_OID))
         } else if let Some(k) = rsa_keys.first() {
-            RsaKeyPair::from_der(k)
+            RsaKeyPair::from_der(k).map_err(|_| false)
         } else {
-            return Err(format!(
-                "client-certificate: {shown} holds no PRIVATE KEY or RSA PRIVATE KEY block (an encrypted key is not supported)"
-            ));
-        }
-        .map_err(|_| format!("client-certificate: the private key in {shown} is not an RSA key this can sign with"))?;
+            return Err(if ec {
+                format!("client-certificate: the private key in {shown} is an EC key: only RSA keys are supported (make the certificate with an RSA key, e.g. `openssl req -x509 -newkey rsa:2048 …`)")
+            } else {
+                format!("client-certificate: {shown} holds no PRIVATE KEY or RSA PRIVATE KEY block")
+            });
+        };
+        let key = match key {
+            Ok(k) => k,
+            Err(is_ec) => {
+                wipe(&mut keys, &mut rsa_keys);
+                return Err(if is_ec {
+                    format!("client-certificate: the private key in {shown} is an EC key: only RSA keys are supported (make the certificate with an RSA key, e.g. `openssl req -x509 -newkey rsa:2048 …`)")
+                } else {
+                    format!("client-certificate: the private key in {shown} is not an RSA key this can sign with (only RSA keys are supported)")
+                });
+            }
+        };
         for k in keys.iter_mut().chain(rsa_keys.iter_mut()) {
             zeroize::Zeroize::zeroize(k);
         }
@@ -147,10 +192,10 @@ impl Provider for ClientCertificate {
                 &self.client_id,
                 |audience| {
                     let mut assertion = self.assertion(audience)?;
-                    crate::secret::remember_sent(&assertion);
+                    let scrubbed = Scrubbed::new(&assertion);
                     let credential = super::client_secret::assertion_credential(&assertion);
                     zeroize::Zeroize::zeroize(&mut assertion);
-                    Ok(credential)
+                    Ok((credential, scrubbed))
                 },
                 resource,
                 deadline,

@@ -5,7 +5,8 @@ use super::*;
 
 /// A POST of client credentials to `{authority}/{tenant}/oauth2/v2.0/token`. `credential` makes,
 /// from that token url (an assertion's audience), the form fragment that proves who the client
-/// is (`client_secret=…` or a client assertion); it is wiped after the request, as the form is.
+/// is (`client_secret=…` or a client assertion), and the handle that keeps that credential
+/// scrubbed from messages until the request is over; it is wiped after the request, as the form is.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn aad_client_credentials(
     http: &Http,
@@ -13,7 +14,7 @@ pub(super) async fn aad_client_credentials(
     authority: &Url,
     tenant: Option<&str>,
     client_id: &str,
-    credential: impl FnOnce(&str) -> Result<String, SecretError>,
+    credential: impl FnOnce(&str) -> Result<(String, Scrubbed), SecretError>,
     resource: &str,
     deadline: Instant,
     allow_insecure_loopback: bool,
@@ -23,11 +24,7 @@ pub(super) async fn aad_client_credentials(
             "{label} identity: no tenant (set tenantId or AZURE_TENANT_ID)"
         ))
     })?;
-    if tenant.is_empty()
-        || !tenant
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
+    if !valid_tenant(tenant) {
         return Err(fail(format!(
             "{label} identity: the tenant is not a tenant id or domain"
         )));
@@ -45,7 +42,7 @@ pub(super) async fn aad_client_credentials(
         .join(&format!("{tenant}/oauth2/v2.0/token"))
         .map_err(|_| fail(format!("{label} identity: the authority is not a url")))?;
     let scope = format!("{}/.default", resource.trim_end_matches('/'));
-    let mut credential = credential(url.as_str())?;
+    let (mut credential, _scrubbed) = credential(url.as_str())?;
     let form = format!(
         "grant_type=client_credentials&client_id={}&{credential}&scope={}",
         form_encode(client_id),
@@ -102,9 +99,9 @@ impl Provider for ClientSecret {
             tenant.or(self.tenant.as_deref()),
             &self.client_id,
             |_| {
-                Ok(format!(
-                    "client_secret={}",
-                    form_encode(self.secret.expose())
+                Ok((
+                    format!("client_secret={}", form_encode(self.secret.expose())),
+                    Scrubbed::new(self.secret.expose()),
                 ))
             },
             resource,

@@ -5,8 +5,93 @@
 
 use super::*;
 
-/// The most output read from the tool.
+/// The most output read from the tool (stdout: more is a failure; stderr: more is dropped).
 const MAX_OUTPUT: usize = 64 * 1024;
+const MAX_STDERR: usize = 16 * 1024;
+
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+enum Ran {
+    TooLong,
+    Failed(std::io::Error),
+}
+
+/// Reads the tool's stdout and stderr as they come, capped (stdout beyond `MAX_OUTPUT` stops
+/// the run at once, before the rest is read), then waits for its exit.
+async fn run_capped(child: &mut tokio::process::Child) -> Result<Output, Ran> {
+    use tokio::io::AsyncReadExt;
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    // Sized once: no reallocation leaves an unwiped copy of the token behind.
+    let mut stdout = Vec::with_capacity(MAX_OUTPUT);
+    let mut stderr = Vec::new();
+    let mut obuf = [0u8; 8192];
+    let mut ebuf = [0u8; 4096];
+    let mut too_long = false;
+    let mut failed = None;
+    while so.is_some() || se.is_some() {
+        tokio::select! {
+            r = async { match so.as_mut() { Some(p) => p.read(&mut obuf).await, None => Ok(0) } }, if so.is_some() => match r {
+                Ok(0) => so = None,
+                Ok(n) if stdout.len() + n > MAX_OUTPUT => {
+                    too_long = true;
+                    break;
+                }
+                Ok(n) => stdout.extend_from_slice(&obuf[..n]),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            },
+            r = async { match se.as_mut() { Some(p) => p.read(&mut ebuf).await, None => Ok(0) } }, if se.is_some() => match r {
+                Ok(n) if n > 0 => {
+                    let room = MAX_STDERR.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&ebuf[..n.min(room)]);
+                }
+                _ => se = None,
+            },
+        }
+    }
+    zeroize::Zeroize::zeroize(&mut obuf[..]);
+    if too_long || failed.is_some() {
+        zeroize::Zeroize::zeroize(&mut stdout);
+        return Err(failed.map(Ran::Failed).unwrap_or(Ran::TooLong));
+    }
+    match child.wait().await {
+        Ok(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut stdout);
+            Err(Ran::Failed(e))
+        }
+    }
+}
+
+/// Kills the tool and, on unix, its whole process group (what it started), then reaps it.
+/// Only while the tool is not yet reaped (`id()` is `Some`): its pid, and so its group id, can
+/// then belong to no other process.
+async fn kill_group(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 0)
+    {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await;
+}
 
 pub struct DeveloperCli {
     /// "azure-cli" or "azure-developer-cli".
@@ -103,7 +188,6 @@ pub fn parse_cli_token(out: &[u8], now: f64) -> Result<Token, String> {
         .filter(|t| !t.is_empty() && t.bytes().all(|b| (0x21..=0x7e).contains(&b)))
         .ok_or_else(|| "its output has no usable token".to_owned())?
         .to_owned();
-    crate::secret::remember_sent(&token);
     let expires_at = number_or_string(v.get("expires_on"))
         .or_else(|| {
             v.get("expiresOn")
@@ -111,11 +195,7 @@ pub fn parse_cli_token(out: &[u8], now: f64) -> Result<Token, String> {
                 .and_then(parse_datetime)
         })
         .unwrap_or(now + 300.0);
-    Ok(Token {
-        value: SecretString::new(token),
-        expires_at,
-        fetched_at: now,
-    })
+    Ok(Token::new(token, expires_at, now))
 }
 
 impl Provider for DeveloperCli {
@@ -146,10 +226,11 @@ impl Provider for DeveloperCli {
                 )));
             }
             let tenant = tenant.or(self.tenant.as_deref());
-            if let Some(t) = tenant.filter(|t| !safe_arg(t)) {
+            if let Some(t) = tenant.filter(|t| !valid_tenant(t)) {
                 return Err(fail(format!(
-                    "{}: the tenant {t} is not a tenant id or domain",
-                    self.kind
+                    "{}: the tenant {} is not a tenant id or domain",
+                    self.kind,
+                    t.escape_debug()
                 )));
             }
             let Some(exe) = find_on_path(self.path.as_deref(), tool) else {
@@ -199,7 +280,11 @@ impl Provider for DeveloperCli {
             if let Some(p) = &self.path {
                 cmd.env("PATH", p);
             }
-            let child = cmd.spawn().map_err(|e| {
+            // Its own process group (unix): at the deadline the whole group is killed, so what
+            // the tool started (the real `az` is a shell script that runs python) dies with it.
+            #[cfg(unix)]
+            cmd.process_group(0);
+            let mut child = cmd.spawn().map_err(|e| {
                 fail(format!(
                     "{}: `{}` could not be started ({})",
                     self.kind,
@@ -207,19 +292,29 @@ impl Provider for DeveloperCli {
                     e.kind()
                 ))
             })?;
-            let output = match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
+            let ran = tokio::time::timeout_at(deadline, run_capped(&mut child)).await;
+            let output = match ran {
                 Err(_) => {
+                    kill_group(&mut child).await;
                     return Err(SecretError::new(
                         ErrorCode::Timeout,
                         format!("{}: `{tool}` did not answer before the deadline", self.kind),
-                    ))
+                    ));
                 }
-                Ok(Err(e)) => {
+                Ok(Err(Ran::TooLong)) => {
+                    kill_group(&mut child).await;
+                    return Err(fail(format!(
+                        "{}: `{tool}` printed more than 64 KiB",
+                        self.kind
+                    )));
+                }
+                Ok(Err(Ran::Failed(e))) => {
+                    kill_group(&mut child).await;
                     return Err(fail(format!(
                         "{}: `{tool}` failed ({})",
                         self.kind,
                         e.kind()
-                    )))
+                    )));
                 }
                 Ok(Ok(o)) => o,
             };
@@ -238,13 +333,6 @@ impl Provider for DeveloperCli {
                 };
                 return Err(fail(format!(
                     "{}: `{tool}` failed{hint}: {said}",
-                    self.kind
-                )));
-            }
-            if stdout.len() > MAX_OUTPUT {
-                zeroize::Zeroize::zeroize(&mut stdout);
-                return Err(fail(format!(
-                    "{}: `{tool}` printed more than 64 KiB",
                     self.kind
                 )));
             }

@@ -9,7 +9,7 @@
 use crate::error::{ErrorCode, SecretError};
 use crate::hosts::is_loopback;
 use crate::http::{Call, Http};
-use crate::secret::SecretString;
+use crate::secret::{Scrubbed, SecretString};
 use crate::time::{Clock, SystemClock};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::Method;
@@ -32,9 +32,21 @@ pub struct Token {
     pub value: SecretString,
     pub expires_at: f64,
     pub fetched_at: f64,
+    /// The token is scrubbed from every error message for as long as it is held (by the token
+    /// cache, by a request), so for as long as it can be sent and echoed.
+    _scrubbed: Scrubbed,
 }
 
 impl Token {
+    pub fn new(value: String, expires_at: f64, fetched_at: f64) -> Token {
+        Token {
+            _scrubbed: Scrubbed::new(&value),
+            value: SecretString::new(value),
+            expires_at,
+            fetched_at,
+        }
+    }
+
     /// Usable now: before expiry less the margin (half the lifetime for short-lived tokens).
     fn fresh(&self, now: f64) -> bool {
         let margin = REFRESH_MARGIN_SECONDS.min((self.expires_at - self.fetched_at) / 2.0);
@@ -126,7 +138,6 @@ pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
         }
         _ => return Err("the token reply has no access_token".into()),
     };
-    crate::secret::remember_sent(&token);
     let expires_at = number_or_string(v.get("expires_on"))
         .or_else(|| match v.get("expires_on") {
             Some(Value::String(s)) => parse_app_service_date(s),
@@ -134,11 +145,7 @@ pub fn parse_token_reply(body: &[u8], now: f64) -> Result<Token, String> {
         })
         .or_else(|| number_or_string(v.get("expires_in")).map(|s| now + s))
         .ok_or_else(|| "the token reply has no usable expires_on or expires_in".to_owned())?;
-    Ok(Token {
-        value: SecretString::new(token),
-        expires_at,
-        fetched_at: now,
-    })
+    Ok(Token::new(token, expires_at, now))
 }
 
 /// The error text of a token endpoint's reply: AAD's `error`/`error_description`, IMDS's,
@@ -242,8 +249,10 @@ mod client_certificate;
 mod client_secret;
 mod cloud_shell;
 mod developer_cli;
+mod files;
 mod imds;
 mod service_fabric;
+mod tenants;
 mod token_cache;
 mod workload_identity;
 
@@ -256,6 +265,7 @@ pub use cloud_shell::CloudShell;
 pub use developer_cli::{parse_cli_token, parse_datetime, DeveloperCli};
 pub use imds::{Imds, IMDS_ABSENCE_SECONDS, IMDS_PROBE_TIMEOUT};
 pub use service_fabric::ServiceFabric;
+pub use tenants::{valid_tenant, TenantGate, Tenants};
 pub use token_cache::{TokenCache, FAILURE_MEMORY_SECONDS};
 pub use workload_identity::WorkloadIdentity;
 
@@ -293,6 +303,8 @@ pub struct IdentitySettings {
     pub identity_server_thumbprint: Option<String>,
     pub client_id: Option<String>,
     pub tenant_id: Option<String>,
+    /// Tenants a vault's challenge may name besides `tenant_id` (`*`: any).
+    pub additionally_allowed_tenants: Vec<String>,
     pub client_secret: Option<SecretString>,
     pub client_certificate_path: Option<String>,
     pub federated_token_file: Option<String>,
@@ -357,6 +369,12 @@ pub fn authority_belongs(
     if loopback_ok && crate::hosts::is_loopback(&url) {
         return Ok(());
     }
+    // A plain-http loopback authority without allowInsecureLoopback: the identity refuses it
+    // for what it is (`insecure_authority`), before any token is asked for, whatever the
+    // challenge; no "not of the configured cloud" about the challenge.
+    if insecure_authority(Some(configured), loopback_ok).is_some() {
+        return Ok(());
+    }
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     let ok = match cloud_of(&host) {
         Some(cloud) => cloud.authorities.contains(&challenge_host),
@@ -370,6 +388,19 @@ pub fn authority_belongs(
             cloud_of(&host).map(|c| c.name).unwrap_or(host.as_str())
         ))
     }
+}
+
+/// Why the authority host setting cannot be used, when it is plain http to loopback without
+/// `allowInsecureLoopback` (a fake's address left in the environment): every provider then
+/// refuses, saying so, and nothing is sent anywhere.
+pub fn insecure_authority(configured: Option<&str>, loopback_ok: bool) -> Option<String> {
+    let url = Url::parse(configured?).ok()?;
+    (url.scheme() == "http" && is_loopback(&url) && !loopback_ok).then(|| {
+        format!(
+            "the authority host (authorityHost or AZURE_AUTHORITY_HOST) {} is plain http: that needs allowInsecureLoopback (or COMMERCE_SECRETS_ALLOW_INSECURE_LOOPBACK=1), for a local fake only; nothing was sent",
+            url.origin().ascii_serialization()
+        )
+    })
 }
 
 /// Every `identity` value api.md names.
@@ -416,6 +447,7 @@ fn managed_identity(s: &IdentitySettings) -> Built {
             return Ok(Box::new(AzureArc {
                 endpoint: parse(ep, "IDENTITY_ENDPOINT")?,
                 token_dir: arc_token_dir(),
+                key: Mutex::new(None),
             }));
         }
     }
@@ -443,13 +475,13 @@ fn managed_identity(s: &IdentitySettings) -> Built {
 
 /// The provider `identity` names; `auto`: DefaultAzureCredential's order (api.md).
 pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
-    // What may be sent is known now: scrubbed from any upstream text that echoes it.
-    for c in [&s.identity_header, &s.msi_secret, &s.client_secret]
+    // What may be sent is known now: scrubbed from any upstream text that echoes it, for as
+    // long as the provider lives (the manager's life).
+    let scrubbed: Vec<Scrubbed> = [&s.identity_header, &s.msi_secret, &s.client_secret]
         .into_iter()
         .flatten()
-    {
-        crate::secret::remember_sent(c.expose());
-    }
+        .map(|c| Scrubbed::new(c.expose()))
+        .collect();
     let authority = || -> Result<Url, String> {
         let a = s.authority_host.as_deref().unwrap_or(AUTHORITY_DEFAULT);
         let mut u = Url::parse(a).map_err(|_| {
@@ -542,7 +574,20 @@ pub fn provider_from(s: &IdentitySettings) -> Box<dyn Provider> {
             Ok(Box::new(Chain::new(links, skipped)))
         }
     };
-    chosen.unwrap_or_else(|why| Box::new(Unavailable(why)))
+    let chosen = match insecure_authority(s.authority_host.as_deref(), s.allow_insecure_loopback) {
+        Some(why) => Err(why),
+        None => chosen,
+    };
+    let provider = chosen.unwrap_or_else(|why| Box::new(Unavailable(why)));
+    // Every provider is asked only for the tenant the policy resolves (tenants.rs).
+    Box::new(TenantGate {
+        inner: provider,
+        tenants: Tenants {
+            configured: s.tenant_id.clone(),
+            additionally_allowed: s.additionally_allowed_tenants.clone(),
+        },
+        held: scrubbed,
+    })
 }
 
 #[cfg(test)]
@@ -598,18 +643,10 @@ mod tests {
 
     #[test]
     fn token_freshness_keeps_a_margin() {
-        let t = Token {
-            value: SecretString::new("t".into()),
-            expires_at: 10_000.0,
-            fetched_at: 6_400.0,
-        };
+        let t = Token::new("t".into(), 10_000.0, 6_400.0);
         assert!(t.fresh(9_699.0));
         assert!(!t.fresh(9_700.0), "refreshed 5 minutes before expiry");
-        let short = Token {
-            value: SecretString::new("t".into()),
-            expires_at: 100.0,
-            fetched_at: 0.0,
-        };
+        let short = Token::new("t".into(), 100.0, 0.0);
         assert!(
             short.fresh(49.0) && !short.fresh(50.0),
             "a short-lived token: at half its life"
@@ -712,8 +749,23 @@ mod tests {
             true
         )
         .is_ok());
+        // Plain http to loopback without the opt-in: the identity refuses it for what it is.
         assert!(authority_belongs(
             Some("http://127.0.0.1:5000/"),
+            "login.microsoftonline.com",
+            false
+        )
+        .is_ok());
+        let none = provider_from(&IdentitySettings {
+            choice: "auto".into(),
+            authority_host: Some("http://127.0.0.1:5000/".into()),
+            ..Default::default()
+        });
+        assert!(none
+            .describe()
+            .contains("is plain http: that needs allowInsecureLoopback"));
+        assert!(authority_belongs(
+            Some("http://login.example.com/"),
             "login.microsoftonline.com",
             false
         )

@@ -34,32 +34,35 @@ impl Provider for WorkloadIdentity {
     ) -> TokenFuture<'a> {
         Box::pin(async move {
             let path = self.token_file.clone();
-            let read = tokio::task::spawn_blocking(move || -> Result<String, String> {
-                use std::io::Read;
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| format!("{} cannot be read ({})", path.display(), e.kind()))?;
-                let mut text = String::new();
-                file.take(MAX_ASSERTION_BYTES + 1)
-                    .read_to_string(&mut text)
-                    .map_err(|e| format!("{} cannot be read ({})", path.display(), e.kind()))?;
-                if text.len() as u64 > MAX_ASSERTION_BYTES {
-                    return Err(format!("{} is larger than 64 KiB", path.display()));
-                }
-                Ok(text)
+            // A regular file only (a FIFO, a directory, a device: refused at once, see
+            // files.rs), read off the runtime's threads, and never waited for past the deadline.
+            let read = tokio::task::spawn_blocking(move || {
+                super::files::read_small_regular(&path, MAX_ASSERTION_BYTES).and_then(|bytes| {
+                    String::from_utf8(bytes).map_err(|e| {
+                        let mut b = e.into_bytes();
+                        zeroize::Zeroize::zeroize(&mut b);
+                        format!("{} is not UTF-8 text", path.display())
+                    })
+                })
             });
-            let mut assertion = match read.await {
-                Ok(Ok(t)) => t,
-                Ok(Err(why)) => {
-                    return Err(fail(format!(
-                        "workload-identity: the federated token file {why}"
-                    )))
-                }
-                Err(_) => {
-                    return Err(fail(
-                        "workload-identity: the federated token file could not be read".into(),
-                    ))
-                }
-            };
+            let mut assertion =
+                match tokio::time::timeout_at(deadline, read).await {
+                    Ok(Ok(Ok(t))) => t,
+                    Ok(Ok(Err(why))) => {
+                        return Err(fail(format!(
+                            "workload-identity: the federated token file {why}"
+                        )))
+                    }
+                    Ok(Err(_)) => {
+                        return Err(fail(
+                            "workload-identity: the federated token file could not be read".into(),
+                        ))
+                    }
+                    Err(_) => return Err(SecretError::new(
+                        ErrorCode::Timeout,
+                        "workload-identity: reading the federated token file: the deadline passed",
+                    )),
+                };
             let trimmed = assertion.trim().to_owned();
             zeroize::Zeroize::zeroize(&mut assertion);
             if trimmed.is_empty() {
@@ -68,14 +71,20 @@ impl Provider for WorkloadIdentity {
                     self.token_file.display()
                 )));
             }
-            crate::secret::remember_sent(&trimmed);
+            // Scrubbed from messages until the request is over.
+            let scrubbed = Scrubbed::new(&trimmed);
             let r = aad_client_credentials(
                 http,
                 "workload-identity",
                 &self.authority,
                 tenant.or(self.tenant.as_deref()),
                 &self.client_id,
-                |_| Ok(super::client_secret::assertion_credential(&trimmed)),
+                |_| {
+                    Ok((
+                        super::client_secret::assertion_credential(&trimmed),
+                        scrubbed,
+                    ))
+                },
                 resource,
                 deadline,
                 self.allow_insecure_loopback,
