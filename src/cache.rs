@@ -221,13 +221,31 @@ struct Entry {
     doublings: u8,
 }
 
-/// What a flight publishes to its waiters: the value (shared while in transit), its hard
-/// expiry, how long the answer may be reused (0: it was not stored), and the stamp of the
-/// entry it stored (0: none).
-/// The fourth field: the stamp of the stored entry; the fifth: whether the value differs from
-/// the one it replaced (`None`: there was none).
-type Stored = (Arc<Secret>, f64, f64, u64, Option<bool>);
+/// What a flight publishes to its waiters when the store answered a value.
+#[derive(Clone)]
+struct Stored {
+    /// The value, shared while in transit.
+    secret: Arc<Secret>,
+    /// Its hard expiry (unix seconds).
+    expires_at: f64,
+    /// How long the answer may be reused (0: it was not stored).
+    fresh_until: f64,
+    /// The stamp of the entry it stored (0: none).
+    stamp: u64,
+    /// Whether the value differs from the one it replaced (`None`: there was none).
+    changed: Option<bool>,
+}
 type Outcome = Option<Result<Stored, SecretError>>;
+
+/// One line of the change log the mirror follows.
+struct LogEntry {
+    /// The change number.
+    change: u64,
+    /// The cache key removed or replaced.
+    key: Box<str>,
+    /// Removed to make room (an `evict` event).
+    evicted: bool,
+}
 
 /// One upstream fetch under way for a key. Only the flight registered in `Inner::flights`
 /// may write its result into the cache: `invalidate`, an explicit `refresh` and `close`
@@ -288,7 +306,7 @@ struct Inner {
     next_id: u64,
     /// Every removal or replacement of an entry, numbered: (change number, cache key,
     /// evicted for size).
-    log: VecDeque<(u64, Box<str>, bool)>,
+    log: VecDeque<LogEntry>,
     /// Change numbers at or below this are no longer in `log`.
     log_floor: u64,
     changes: u64,
@@ -373,10 +391,14 @@ impl Inner {
     fn logged(&mut self, key: Option<&str>, evicted: bool, cell: &ChangeCell) {
         self.changes += 1;
         if let Some(k) = key {
-            self.log.push_back((self.changes, k.into(), evicted));
+            self.log.push_back(LogEntry {
+                change: self.changes,
+                key: k.into(),
+                evicted,
+            });
             while self.log.len() > LOG_CAP {
-                if let Some((n, _, _)) = self.log.pop_front() {
-                    self.log_floor = n;
+                if let Some(old) = self.log.pop_front() {
+                    self.log_floor = old.change;
                 }
             }
         }
@@ -621,7 +643,13 @@ impl Cache {
             return Reply::error(Cache::closed_error(secret_key_of(key)));
         }
         match outcome {
-            Ok((secret, expires_at, fresh_until, stamp, changed)) => {
+            Ok(Stored {
+                secret,
+                expires_at,
+                fresh_until,
+                stamp,
+                changed,
+            }) => {
                 let mut reply = Reply::value(
                     secret,
                     expires_at,
@@ -760,13 +788,13 @@ impl Cache {
                 } else if store {
                     g.remove(key, &self.cell);
                 }
-                Ok((
-                    Arc::new(secret),
+                Ok(Stored {
+                    secret: Arc::new(secret),
                     expires_at,
                     fresh_until,
-                    u64::from(stamp),
+                    stamp: u64::from(stamp),
                     changed,
-                ))
+                })
             }
             Err(err) => {
                 g.stats.upstream_errors += 1;
@@ -814,12 +842,16 @@ impl Cache {
     /// good; with the entry asked about, if current, the timer is set for the earlier of both.
     pub fn sync(&self, seen: u64, key: Option<&str>, stamp: u64, wake_ms: f64) -> MirrorSync {
         let mut g = self.lock();
-        let since = g.log.iter().filter(|(n, _, _)| *n > seen);
-        let evicted = since.clone().filter(|e| e.2).map(|e| e.1.clone()).collect();
+        let since = g.log.iter().filter(|e| e.change > seen);
+        let evicted = since
+            .clone()
+            .filter(|e| e.evicted)
+            .map(|e| e.key.clone())
+            .collect();
         let removed = if seen < g.log_floor {
             None
         } else {
-            Some(since.map(|e| e.1.clone()).collect())
+            Some(since.map(|e| e.key.clone()).collect())
         };
         let now = self.clock.now();
         let current_until = if g.closed || stamp == 0 {

@@ -64,20 +64,20 @@ impl<'a> Call<'a> {
     }
 }
 
-pub struct Reply {
+pub struct HttpResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
 /// A body may hold a secret or a token: wiped when the reply is dropped.
-impl Drop for Reply {
+impl Drop for HttpResponse {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.body);
     }
 }
 
-impl Reply {
+impl HttpResponse {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -294,7 +294,7 @@ impl Http {
         client: &reqwest::Client,
         call: &Call<'_>,
         remaining: Duration,
-    ) -> Result<Reply, Fault> {
+    ) -> Result<HttpResponse, Fault> {
         let mut headers = HeaderMap::new();
         for (name, value) in &call.headers {
             let v = HeaderValue::from_str(value)
@@ -362,7 +362,7 @@ impl Http {
                 }
             }
         }
-        Ok(Reply {
+        Ok(HttpResponse {
             status,
             headers,
             body,
@@ -371,13 +371,13 @@ impl Http {
 
     /// Send `call`, retrying as the module says, until `deadline`. `what` names the call in
     /// messages ("secret 'k' from Retail Server"). A non-2xx status that is not retried, or
-    /// still failing after the last attempt, comes back as a `Reply` for the caller to map.
+    /// still failing after the last attempt, comes back as a `HttpResponse` for the caller to map.
     pub async fn send(
         &self,
         call: &Call<'_>,
         deadline: Instant,
         what: &str,
-    ) -> Result<Reply, SecretError> {
+    ) -> Result<HttpResponse, SecretError> {
         let client = CLIENT
             .as_ref()
             .map_err(|m| SecretError::new(ErrorCode::Unavailable, format!("{what}: {m}")))?;
@@ -391,7 +391,7 @@ impl Http {
         call: &Call<'_>,
         deadline: Instant,
         what: &str,
-    ) -> Result<Reply, SecretError> {
+    ) -> Result<HttpResponse, SecretError> {
         if call.bearer.is_some() {
             self.policy.check_token_url(&call.url).map_err(|why| {
                 SecretError::new(

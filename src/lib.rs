@@ -403,7 +403,7 @@ impl NativeManager {
             allow_insecure_loopback: c.allow_insecure_loopback,
             allow_insecure_loopback_origin: c.allow_insecure_loopback_origin.to_owned(),
             identity: c.identity.choice.clone(),
-            identity_provider: self.inner.remote.as_ref().map(|(_, t)| t.describe()),
+            identity_provider: self.inner.remote.as_ref().map(|r| r.tokens.describe()),
             vault_urls: c.vault_urls.clone(),
             timeout_ms: c.timeout_ms,
             cache_enabled: c.policy.enabled,
@@ -444,7 +444,7 @@ impl NativeManager {
         self.inner
             .remote
             .as_ref()
-            .map(|(_, t)| t.requests() as f64)
+            .map(|r| r.tokens.requests() as f64)
             .unwrap_or(0.0)
     }
 

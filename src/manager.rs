@@ -17,6 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What a remote source (Retail Server, Key Vault) talks through.
+pub struct Remote {
+    pub http: Arc<Http>,
+    pub tokens: Arc<TokenCache>,
+}
+
 /// An answer, and the cache key it is the answer of (`None`: the cache was not asked).
 pub struct Keyed {
     pub reply: Reply,
@@ -36,7 +42,7 @@ pub struct Manager {
     pub key_vault: Option<Arc<KeyVaultSource>>,
     pub memory: Option<Arc<MemorySource>>,
     /// The HTTP layer and token cache of the remote sources.
-    pub remote: Option<(Arc<Http>, Arc<TokenCache>)>,
+    pub remote: Option<Remote>,
 }
 
 /// The mirror's clock, so that its hit path needs none: sleeps until the next scheduled drop
@@ -108,7 +114,10 @@ impl Manager {
             }
             (None, SourceKind::RetailServer) => {
                 let (http, tokens) = remote_parts(&config);
-                remote = Some((http.clone(), tokens.clone()));
+                remote = Some(Remote {
+                    http: http.clone(),
+                    tokens: tokens.clone(),
+                });
                 Arc::new(RetailServerSource {
                     http,
                     tokens,
@@ -127,7 +136,10 @@ impl Manager {
             }
             (None, SourceKind::KeyVault) => {
                 let (http, tokens) = remote_parts(&config);
-                remote = Some((http.clone(), tokens.clone()));
+                remote = Some(Remote {
+                    http: http.clone(),
+                    tokens: tokens.clone(),
+                });
                 // The urls were checked by the configuration; one that will not parse is skipped.
                 let vaults = config
                     .vault_urls

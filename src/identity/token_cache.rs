@@ -5,21 +5,21 @@ use super::*;
 
 /// One (resource, tenant)'s token, or the failure of the last request for it.
 #[derive(Default)]
-struct SlotState {
+struct TokenSlotState {
     token: Option<Arc<Token>>,
     /// The last token request failed: its error, and until when it is the answer (so a
     /// failing endpoint is asked once, with its retries, for every waiter).
     failure: Option<(SecretError, f64)>,
 }
 
-type Slot = Arc<tokio::sync::Mutex<SlotState>>;
+type TokenSlot = Arc<tokio::sync::Mutex<TokenSlotState>>;
 
 /// How long a failed token request is the answer for every caller, before one asks again.
 pub const FAILURE_MEMORY_SECONDS: f64 = 5.0;
 
 pub struct TokenCache {
     provider: Box<dyn Provider>,
-    slots: Mutex<HashMap<(String, Option<String>), Slot>>,
+    slots: Mutex<HashMap<(String, Option<String>), TokenSlot>>,
     requests: AtomicU64,
 }
 
@@ -41,7 +41,7 @@ impl TokenCache {
         self.requests.load(Ordering::Relaxed)
     }
 
-    fn slot(&self, resource: &str, tenant: Option<&str>) -> Slot {
+    fn slot(&self, resource: &str, tenant: Option<&str>) -> TokenSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots
             .entry((resource.to_owned(), tenant.map(str::to_owned)))

@@ -11,11 +11,11 @@ use super::challenge::{parse_challenge, resource_belongs, Challenge};
 use super::reference::{
     check_name, check_vault_name, parse_key, parse_reference, vault_origin, SecretId,
 };
-use super::vault_reply::map_reply;
+use super::vault_response::map_reply;
 use super::SourceKind;
 use super::{FetchFuture, ProbeFuture, Source};
 use crate::error::{ErrorCode, SecretError};
-use crate::http::{Call, Http, Reply};
+use crate::http::{Call, Http, HttpResponse};
 use crate::identity::TokenCache;
 use crate::secret::Secret;
 use crate::time::{Clock, SystemClock};
@@ -98,7 +98,7 @@ impl KeyVaultSource {
         url: &Url,
         key: &str,
         deadline: Instant,
-    ) -> Result<Result<Challenge, Reply>, SecretError> {
+    ) -> Result<Result<Challenge, HttpResponse>, SecretError> {
         if let Some(c) = vault.known() {
             return Ok(Ok(c));
         }
@@ -127,7 +127,12 @@ impl KeyVaultSource {
     }
 
     /// The challenge of a 401, if acceptable for this vault.
-    fn learn(&self, vault: &Vault, reply: &Reply, key: &str) -> Result<Challenge, SecretError> {
+    fn learn(
+        &self,
+        vault: &Vault,
+        reply: &HttpResponse,
+        key: &str,
+    ) -> Result<Challenge, SecretError> {
         let refuse = |why: String| {
             SecretError::new(
                 ErrorCode::Unauthorized,

@@ -6,7 +6,7 @@ pub mod local;
 pub mod memory;
 pub mod reference;
 pub mod retail_server;
-pub mod vault_reply;
+pub mod vault_response;
 
 use crate::error::{ErrorCode, SecretError};
 use crate::secret::Secret;

@@ -9,7 +9,7 @@ use super::FetchFuture;
 use super::SourceKind;
 use super::{ProbeFuture, Source};
 use crate::error::{ErrorCode, SecretError};
-use crate::http::{Call, Http, Reply};
+use crate::http::{Call, Http, HttpResponse};
 use crate::identity::TokenCache;
 use crate::secret::Secret;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -128,7 +128,7 @@ pub fn error_details(body: &[u8]) -> String {
     }
 }
 
-fn map_reply(key: &str, what: &str, reply: Reply) -> Result<Secret, SecretError> {
+fn map_reply(key: &str, what: &str, reply: HttpResponse) -> Result<Secret, SecretError> {
     let status = reply.status;
     if reply.ok() {
         let bad = || {
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn replies_map_to_codes() {
-        let r = |status: u16, body: &[u8]| Reply {
+        let r = |status: u16, body: &[u8]| HttpResponse {
             status,
             headers: Default::default(),
             body: body.to_vec(),

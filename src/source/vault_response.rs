@@ -2,11 +2,19 @@
 //! what the vault said (its error code and message, never the request).
 
 use crate::error::{ErrorCode, SecretError};
-use crate::http::Reply;
+use crate::http::HttpResponse;
 use crate::secret::Secret;
 use serde_json::Value;
 
-fn body_error(body: &[u8]) -> (String, String, String) {
+/// What a Key Vault error body says: `{ "error": { "code", "message", "innererror": { "code" } } }`,
+/// each cut to 300 characters with control characters dropped.
+struct VaultError {
+    code: String,
+    message: String,
+    inner: String,
+}
+
+fn body_error(body: &[u8]) -> VaultError {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let e = &v["error"];
     let text = |x: &Value| {
@@ -17,14 +25,19 @@ fn body_error(body: &[u8]) -> (String, String, String) {
             .take(300)
             .collect::<String>()
     };
-    (
-        text(&e["code"]),
-        text(&e["message"]),
-        text(&e["innererror"]["code"]),
-    )
+    VaultError {
+        code: text(&e["code"]),
+        message: text(&e["message"]),
+        inner: text(&e["innererror"]["code"]),
+    }
 }
 
-pub fn map_reply(key: &str, vault: &str, reply: &Reply, now: f64) -> Result<Secret, SecretError> {
+pub fn map_reply(
+    key: &str,
+    vault: &str,
+    reply: &HttpResponse,
+    now: f64,
+) -> Result<Secret, SecretError> {
     let status = reply.status;
     let err = |code: ErrorCode, m: String| {
         Err(SecretError::new(code, format!("secret '{key}' in {vault}: {m}")).with_status(status))
@@ -67,7 +80,11 @@ pub fn map_reply(key: &str, vault: &str, reply: &Reply, now: f64) -> Result<Secr
             ..Secret::new(value.to_owned())
         });
     }
-    let (code, message, inner) = body_error(&reply.body);
+    let VaultError {
+        code,
+        message,
+        inner,
+    } = body_error(&reply.body);
     let said = match (code.is_empty(), inner.is_empty()) {
         (true, _) => String::new(),
         (false, true) => format!(" ({code}: {message})"),
@@ -103,7 +120,7 @@ mod tests {
     #[test]
     fn replies_map_to_codes_and_attributes_are_honoured() {
         let now = 1_700_000_000.0;
-        let r = |status: u16, body: &str| Reply {
+        let r = |status: u16, body: &str| HttpResponse {
             status,
             headers: Default::default(),
             body: body.as_bytes().to_vec(),
