@@ -255,11 +255,12 @@ impl Manager {
     pub fn invalidate(&self, key: Option<&str>) {
         match key {
             None => self.cache.invalidate(None),
-            Some(k) => match self.source.cache_key(k) {
-                Ok(canonical) => self.cache.invalidate(Some(&canonical)),
-                // Not a key this source could have cached: nothing to forget.
-                Err(_) => {}
-            },
+            // A key this source could not have cached has nothing to forget.
+            Some(k) => {
+                if let Ok(canonical) = self.source.cache_key(k) {
+                    self.cache.invalidate(Some(&canonical));
+                }
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! callers wait. Only the tenant is taken from it: a client secret still goes only to the
 //! configured authority.
 
+use super::bearer::{send_with_token, TokenFor, Upstream};
 use super::challenge::{parse_challenge, resource_belongs, Challenge};
 use super::reference::{
     check_name, check_vault_name, parse_key, parse_reference, vault_origin, SecretId,
@@ -178,7 +179,7 @@ impl KeyVaultSource {
     ) -> Result<Secret, SecretError> {
         let url = vault.secret_url(name, version);
         let what = format!("secret '{key}' in {}", vault.origin());
-        let mut challenge = match self.challenge(vault, &url, key, deadline).await? {
+        let challenge = match self.challenge(vault, &url, key, deadline).await? {
             Ok(c) => c,
             Err(reply) => return map_reply(key, &vault.origin(), &reply, SystemClock.now()),
         };
@@ -186,38 +187,33 @@ impl KeyVaultSource {
             message: format!("{what}: {}", e.message),
             ..e
         };
-        // The token a 401 refused: the next round asks for a fresh one, and there is no third.
-        let mut refused = None;
-        loop {
-            let token = self
-                .tokens
-                .get(
-                    &self.http,
-                    &challenge.resource,
-                    Some(&challenge.tenant),
-                    deadline,
-                    refused.as_ref(),
-                )
-                .await
-                .map_err(|e| match refused {
-                    Some(_) => crate::identity::after_refusal(&what, e),
-                    None => with_key(e),
-                })?;
-            let mut call = Call::get(url.clone());
-            call.bearer = Some(&token.value);
-            let reply = self.http.send(&call, deadline, &what).await?;
-            drop(call);
-            if reply.status == 401 && refused.is_none() {
-                // The token or the challenge changed (e.g. a tenant move): learn again, once.
-                if let Ok(c) = self.learn(vault, &reply, key) {
-                    vault.remember(c.clone());
-                    challenge = c;
-                }
-                refused = Some(token);
-                continue;
-            }
-            return map_reply(key, &vault.origin(), &reply, SystemClock.now());
-        }
+        let target = TokenFor {
+            resource: challenge.resource.clone(),
+            tenant: Some(challenge.tenant.clone()),
+        };
+        // After a 401 the token or the challenge changed (e.g. a tenant move): learn again.
+        let relearn = |response: &HttpResponse| {
+            let c = self.learn(vault, response, key).ok()?;
+            vault.remember(c.clone());
+            Some(TokenFor {
+                resource: c.resource,
+                tenant: Some(c.tenant),
+            })
+        };
+        let response = send_with_token(
+            Upstream {
+                http: &self.http,
+                tokens: &self.tokens,
+                what: &what,
+                deadline,
+            },
+            target,
+            || Call::get(url.clone()),
+            relearn,
+            with_key,
+        )
+        .await?;
+        map_reply(key, &vault.origin(), &response, SystemClock.now())
     }
 
     /// The configured cloud's Key Vault domain.

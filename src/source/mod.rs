@@ -1,5 +1,6 @@
 //! Where values come from. Each source is one small impl of `Source`.
 
+pub mod bearer;
 pub mod challenge;
 pub mod key_vault;
 pub mod local;

@@ -5,6 +5,7 @@
 //! percent-encoded (the platform does neither). The url is checked before anything is sent,
 //! the token request included: a refused host gets HOST_NOT_ALLOWED and no request at all.
 
+use super::bearer::{send_with_token, TokenFor, Upstream};
 use super::FetchFuture;
 use super::SourceKind;
 use super::{ProbeFuture, Source};
@@ -211,32 +212,31 @@ impl RetailServerSource {
             message: format!("secret '{key}': {}", e.message),
             ..e
         };
-        // The token a 401 refused: the next round asks for a fresh one, and there is no third.
-        let mut refused = None;
-        loop {
-            let token = self
-                .tokens
-                .get(&self.http, RESOURCE, None, deadline, refused.as_ref())
-                .await
-                .map_err(|e| match refused {
-                    // The store said 401: whatever keeps us from a fresh token, the answer
-                    // stays UNAUTHORIZED (never a stale value after a 401).
-                    Some(_) => crate::identity::after_refusal(&what, e),
-                    None => with_key(e),
-                })?;
+        let oun = self.oun.clone();
+        let call = || {
             let mut call = Call::get(url.clone());
-            call.headers.push(("oun", self.oun.clone()));
+            call.headers.push(("oun", oun.clone()));
             call.headers.push(("accept", "application/json".into()));
-            call.bearer = Some(&token.value);
-            let reply = self.http.send(&call, deadline, &what).await?;
-            drop(call);
-            if reply.status == 401 && refused.is_none() {
-                // The token may have been revoked or rotated early: one fresh token, one retry.
-                refused = Some(token);
-                continue;
-            }
-            return map_reply(&key, &what, reply);
-        }
+            call
+        };
+        let target = TokenFor {
+            resource: RESOURCE.to_owned(),
+            tenant: None,
+        };
+        let reply = send_with_token(
+            Upstream {
+                http: &self.http,
+                tokens: &self.tokens,
+                what: &what,
+                deadline,
+            },
+            target,
+            call,
+            |_| None,
+            with_key,
+        )
+        .await?;
+        map_reply(&key, &what, reply)
     }
 }
 
