@@ -35,29 +35,36 @@ test('a hit is served from the cache without going upstream', async () => {
   expect(first.expiresOn).toBeGreaterThan(Date.now() / 1000 + 86400 - 5)
 })
 
-test('refresh-ahead: after refreshAfterSeconds the old value is served at once and one refresh runs', async () => {
-  const { m, reads, control, events } = manager({ cache: { refreshAfterSeconds: 0.05 } })
-  expect((await m.getSecretValue('k', URL)).value).toBe('v1')
-  control({ key: 'k', value: 'v2', delayMs: 30 })
-  await sleep(80)
-  const during = await Promise.all([m.getSecretValue('k', URL), m.getSecretValue('k', URL), m.getSecretValue('k', URL)])
-  expect(during.map((r) => r.value)).toEqual(['v1', 'v1', 'v1'])
-  await until(async () => (await m.getSecretValue('k', URL)).value === 'v2')
-  expect(reads()).toBe(2)
-  expect(events.filter((e) => e.type === 'refresh')).toHaveLength(1)
+test('refresh-ahead: after refreshAfterSeconds the old value is served at once and one refresh runs (injected clock)', async () => {
+  const clock = fakeClock()
+  try {
+    const { m, reads, control, events } = manager({ cache: { refreshAfterSeconds: 10 } })
+    expect((await m.getSecretValue('k', URL)).value).toBe('v1')
+    control({ key: 'k', value: 'v2', delayMs: 300 })
+    clock.advance(15000, m)
+    const during = await Promise.all([m.getSecretValue('k', URL), m.getSecretValue('k', URL), m.getSecretValue('k', URL)])
+    expect(during.map((r) => r.value)).toEqual(['v1', 'v1', 'v1'])
+    await until(async () => (await m.getSecretValue('k', URL)).value === 'v2')
+    expect(reads()).toBe(2)
+    expect(events.filter((e) => e.type === 'refresh')).toHaveLength(1)
+  } finally {
+    clock.restore()
+  }
 })
 
 test.each(['UNAVAILABLE', 'THROTTLED', 'TIMEOUT'])(
-  'stale-if-error: on %s after expiry the last good value is served, with a stale event',
+  'stale-if-error: on %s after expiry the last good value is served, with a stale event (injected clock)',
   async (code) => {
+    const clock = fakeClock()
+    try {
     const { m, control, events } = manager({
-      cache: { refreshAfterSeconds: 0.02, maxAgeSeconds: 0.05, staleIfErrorSeconds: 60 },
+      cache: { refreshAfterSeconds: 10, maxAgeSeconds: 30, staleIfErrorSeconds: 600 },
       timeoutMs: 100,
     })
     expect((await m.getSecretValue('k', URL)).value).toBe('v1')
-    if (code === 'TIMEOUT') control({ delayMs: 400 })
+    if (code === 'TIMEOUT') control({ delayMs: 2000 })
     else control({ key: 'k', fault: code })
-    await sleep(70)
+    clock.advance(40000, m) // past maxAge, within the stale window
     const r = await m.getSecretValue('k', URL)
     expect(r).toMatchObject({ value: 'v1' })
     expect(r.error).toBeUndefined()
@@ -66,6 +73,9 @@ test.each(['UNAVAILABLE', 'THROTTLED', 'TIMEOUT'])(
     // While the store stays down, the next caller does not wait for it.
     expect((await m.getSecretValue('k', URL)).value).toBe('v1')
     expect(m.stats().staleServed).toBeGreaterThanOrEqual(2)
+    } finally {
+      clock.restore()
+    }
   },
 )
 
@@ -105,26 +115,33 @@ test('the mirror stops answering at the refresh time, with no clock on the hit p
 })
 
 test.each(['UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND'])(
-  'never stale after %s: the entry is dropped at once, even on a background refresh',
+  'never stale after %s: the entry is dropped at once, even on a background refresh (injected clock)',
   async (code) => {
-    const { m, control } = manager({ cache: { refreshAfterSeconds: 0.02, staleIfErrorSeconds: 60, negativeTtlSeconds: 0 } })
+    const clock = fakeClock()
+    try {
+    const { m, control } = manager({ cache: { refreshAfterSeconds: 10, staleIfErrorSeconds: 60, negativeTtlSeconds: 0 } })
     expect((await m.getSecretValue('k', URL)).value).toBe('v1')
     control({ key: 'k', fault: code })
-    await sleep(40)
+    clock.advance(15000, m)
     // Still fresh: served, and this hit starts the refresh that learns the bad news.
     expect((await m.getSecretValue('k', URL)).value).toBe('v1')
     await until(() => m.stats().entries === 0)
     const r = await m.getSecretValue('k', URL)
     expect(r.value).toBe('')
     expect(r.error.code).toBe(code)
+    } finally {
+      clock.restore()
+    }
   },
 )
 
-test('a failed background refresh keeps serving the good value until expiry', async () => {
-  const { m, control, events } = manager({ cache: { refreshAfterSeconds: 0.02 } })
+test('a failed background refresh keeps serving the good value until expiry (injected clock)', async () => {
+  const clock = fakeClock()
+  try {
+  const { m, control, events } = manager({ cache: { refreshAfterSeconds: 10 } })
   await m.getSecretValue('k', URL)
   control({ key: 'k', fault: 'BAD_RESPONSE' })
-  await sleep(40)
+  clock.advance(15000, m)
   expect((await m.getSecretValue('k', URL)).value).toBe('v1')
   // The background refresh's outcome is reported with the next call (or stats()).
   await until(() => {
@@ -132,6 +149,9 @@ test('a failed background refresh keeps serving the good value until expiry', as
     return events.some((e) => e.type === 'error' && e.code === 'BAD_RESPONSE')
   })
   expect((await m.getSecretValue('k', URL)).value).toBe('v1')
+  } finally {
+    clock.restore()
+  }
 })
 
 test('NOT_FOUND is remembered for negativeTtlSeconds (injected clock)', async () => {

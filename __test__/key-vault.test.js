@@ -304,3 +304,15 @@ describe('Key Vault references as keys', () => {
     expect(vault.requests).toHaveLength(0)
   })
 })
+
+test('the fake vault accepts only tokens a fake identity issued: a wrong bearer token is not authenticated', async () => {
+  const { startVault: vaultOf } = require('./fakes/azure')
+  const v = await vaultOf({ k: { value: 'v' } })
+  try {
+    const r = await fetch(`${v.url}secrets/k?api-version=7.4`, { headers: { authorization: 'Bearer made-up' } })
+    expect(r.status).toBe(401)
+    expect(v.refused).toBe(1)
+  } finally {
+    await v.close()
+  }
+})

@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { SecretManager } = require('..')
-const { startAad, startVault } = require('./fakes/azure')
+const { startAad, startVault, acceptToken } = require('./fakes/azure')
 const { isolateEnv } = require('./helpers')
 
 isolateEnv(['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID',
@@ -82,6 +82,7 @@ test('no tenant configured: the challenge\'s tenant is used when well-formed; ne
     const log = path.join(dir, 'az.args')
     fs.writeFileSync(path.join(bin, 'az'), `#!/bin/sh\nprintf '%s\\n' "$@" >> '${log}'\necho '{"accessToken":"az-token","expires_on":${Math.floor(Date.now() / 1000) + 3600}}'\n`, { mode: 0o755 })
     process.env.PATH = `${bin}:/usr/bin:/bin`
+    acceptToken('az-token') // the fake az's token, for the fake vault
     for (const tenant of ['--debug', '-x']) {
       const vault = track(await startVault({ k: { value: 'v' } }, { tenant }))
       const m = track(new SecretManager({ vaultUrls: [vault.url], allowInsecureLoopback: true, identity: 'azure-cli' }))

@@ -33,8 +33,12 @@ pub struct Policy {
     pub stale_if_error: f64,
     pub negative_ttl: f64,
     pub max_entries: usize,
-    /// The longest refresh interval adaptive refresh may reach (issue 15; stored, not yet used).
+    /// The longest refresh interval adaptive refresh may reach.
     pub max_refresh_after: f64,
+    /// How long a background refresh handed to a caller holds the key's claim (seconds): the
+    /// call's deadline. No other refresh is handed out meanwhile, however late the runtime
+    /// gets to the one handed out; it ends the claim by storing or failing.
+    pub refresh_claim: f64,
 }
 
 impl Default for Policy {
@@ -47,6 +51,7 @@ impl Default for Policy {
             negative_ttl: 5.0,
             max_entries: 10_000,
             max_refresh_after: 3_600.0,
+            refresh_claim: 10.0,
         }
     }
 }
@@ -68,9 +73,15 @@ impl Policy {
         }
     }
 
-    /// How long to wait before another background attempt after one was started or failed.
+    /// How long to wait before another background attempt after one failed.
     fn retry_backoff(&self) -> f64 {
         (self.refresh_after * 0.1).clamp(0.001, 30.0)
+    }
+
+    /// Until when a refresh handed out now holds the key: the call's deadline (a refresh that
+    /// was lost, a task that never ran, lets another be handed out after it).
+    fn claim_until(&self, now: f64) -> f64 {
+        now + self.refresh_claim.max(self.retry_backoff())
     }
 }
 
@@ -506,7 +517,9 @@ impl Cache {
                 let mut reply = Reply::value(copy_of(value, id), entry.expires_at, Event::Hit);
                 reply.stamp = stamp;
                 if now >= entry.refresh_at && now >= entry.retry_at && !in_flight {
-                    entry.retry_at = now + self.policy.retry_backoff();
+                    // The refresh runs on the runtime, which may get to it late (a loaded
+                    // machine): the claim, not the flight, keeps a second one from starting.
+                    entry.retry_at = self.policy.claim_until(now);
                     reply.refresh = true;
                 } else {
                     reply.fresh_until = mirror_until(entry).max(0.0);
@@ -521,7 +534,7 @@ impl Cache {
                         Reply::value(copy_of(value, id), entry.expires_at, Event::Stale);
                     reply.code = Some(code);
                     if now >= entry.retry_at && !in_flight {
-                        entry.retry_at = now + self.policy.retry_backoff();
+                        entry.retry_at = self.policy.claim_until(now);
                         reply.refresh = true;
                     }
                     g.stats.stale_served += 1;
@@ -1162,6 +1175,47 @@ mod tests {
         let r = cache.lookup("k").unwrap();
         assert_eq!((value_of(&r), r.refresh), ("v2", false));
         assert_eq!(store.calls(), 2);
+    }
+
+    /// Issue 20: under load the adaptive schedule refreshed twice within a second. The cause was
+    /// the driving, not the schedule: a hit handed a refresh out and held the key only for
+    /// `retry_backoff` (10% of refresh_after: 1 ms at 10 ms); when the runtime got to that
+    /// refresh later than that, the next hit handed out a second one, which then also doubled
+    /// the interval. Now the claim lasts until the refresh stores or fails (at most the deadline).
+    #[tokio::test]
+    async fn a_refresh_handed_out_holds_the_key_until_it_ends_however_late_it_runs() {
+        let p = Policy {
+            refresh_after: 0.01,
+            max_refresh_after: 10.0,
+            refresh_claim: 10.0,
+            ..policy()
+        };
+        let (cache, clock) = cache_with(p);
+        let store = Store::new("v1");
+        cache.fetch("k", Mode::Get, store.start()).await;
+        clock.advance(0.02);
+        assert!(cache.lookup("k").unwrap().refresh, "due: handed out");
+        // The runtime is slow: 5 ms (five times retry_backoff) pass before the refresh starts.
+        for _ in 0..50 {
+            clock.advance(0.0001);
+            assert!(
+                !cache.lookup("k").unwrap().refresh,
+                "never a second one while it is claimed"
+            );
+        }
+        cache.fetch("k", Mode::Background, store.start()).await;
+        assert_eq!(store.calls(), 2);
+        // Its interval doubled once (same version), from when it ended: 20 ms, × 0.75 (jitter
+        // 1.0 over [½, 1)) = 15 ms.
+        clock.advance(0.014);
+        assert!(!cache.lookup("k").unwrap().refresh);
+        clock.advance(0.002);
+        assert!(cache.lookup("k").unwrap().refresh);
+        // A lost refresh (never run) frees the key after the claim.
+        clock.advance(9.0);
+        assert!(!cache.lookup("k").unwrap().refresh);
+        clock.advance(1.5);
+        assert!(cache.lookup("k").unwrap().refresh);
     }
 
     #[tokio::test]

@@ -553,9 +553,11 @@ impl Config {
             },
         };
 
-        let policy = parse_policy(o.get("cache"))?;
+        let mut policy = parse_policy(o.get("cache"))?;
         let timeout_ms =
             opt_number(o, "timeoutMs", "timeoutMs", &TIMEOUT_MS)?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        // A refresh handed out holds its key until it ends, at most one call's deadline.
+        policy.refresh_claim = timeout_ms / 1000.0;
         let watch = opt_bool(o, "watch")?.unwrap_or(true);
 
         // The rules of api.md, "explicit beats implicit": the source option, then

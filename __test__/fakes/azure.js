@@ -7,6 +7,15 @@ const { startServer } = require('./server')
 const RESOURCE = 'https://commerce.dynamics.com'
 
 // App Service identity endpoint: each request gets a new token `token-N`.
+// Every token a fake identity endpoint or AAD issued in this test process: the fake vault
+// accepts these and nothing else (a test serving tokens of its own registers them with
+// acceptToken), so a request with a wrong or missing token cannot pass for an authenticated one.
+const ISSUED = new Set()
+function issue(token) {
+  ISSUED.add(token)
+  return token
+}
+
 async function startIdentity({ lifetimeSeconds = 3600 } = {}) {
   let issued = 0
   const fake = await startServer()
@@ -15,7 +24,7 @@ async function startIdentity({ lifetimeSeconds = 3600 } = {}) {
     return {
       status: 200,
       body: {
-        access_token: `SENTINEL-TOKEN-${issued}`,
+        access_token: issue(`SENTINEL-TOKEN-${issued}`),
         expires_on: String(Math.floor(Date.now() / 1000) + fake.lifetimeSeconds),
         resource: RESOURCE,
         token_type: 'Bearer',
@@ -115,7 +124,7 @@ async function startAad(expect = {}) {
       return res.end(JSON.stringify({ error: refused[0], error_description: refused[1], error_codes: [Number(refused[1].slice(6, refused[1].indexOf(':')))] }))
     }
     issued++
-    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: `SENTINEL-AAD-TOKEN-${issued}` }))
+    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: issue(`SENTINEL-AAD-TOKEN-${issued}`) }))
   })
   return fake
 }
@@ -136,10 +145,14 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
   fake.delayMs = 0
   fake.setDefault((req, res) => (fake.delayMs > 0 ? setTimeout(() => answerVault(req, res), fake.delayMs) : answerVault(req, res)))
   const answerVault = (req, res) => {
+    const challenge = { 'www-authenticate': `Bearer authorization="https://login.microsoftonline.com/${fake.tenant}", resource="${fake.resource}"` }
     if (!req.headers.authorization) {
-      return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }, {
-        'www-authenticate': `Bearer authorization="https://login.microsoftonline.com/${fake.tenant}", resource="${fake.resource}"`,
-      })
+      return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }, challenge)
+    }
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization)
+    if (!bearer || !ISSUED.has(bearer[1])) {
+      fake.refused = (fake.refused || 0) + 1
+      return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10032: Invalid issuer.' } }, challenge)
     }
     const m = /^\/secrets\/([^/]+)(?:\/([^/]+))?\/?$/.exec(req.url.split('?')[0])
     const s = m && fake.secrets[m[1]]
@@ -164,4 +177,5 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
 }
 
 module.exports.startAad = startAad
+module.exports.acceptToken = issue
 module.exports.startVault = startVault
