@@ -152,6 +152,8 @@ impl Manager {
                     tokens,
                     vaults,
                     authority_host: config.identity.authority_host.clone(),
+                    tenant: config.identity.tenant_id.clone(),
+                    learnt_tenant: std::sync::Mutex::new(None),
                     referenced: std::sync::Mutex::new(lru::LruCache::new(
                         std::num::NonZeroUsize::new(config.policy.max_entries.max(1))
                             .unwrap_or(std::num::NonZeroUsize::MIN),

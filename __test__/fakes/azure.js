@@ -10,9 +10,12 @@ const RESOURCE = 'https://commerce.dynamics.com'
 // Every token a fake identity endpoint or AAD issued in this test process: the fake vault
 // accepts these and nothing else (a test serving tokens of its own registers them with
 // acceptToken), so a request with a wrong or missing token cannot pass for an authenticated one.
+// AAD's tokens are for a tenant: a vault of another tenant refuses them with its challenge.
 const ISSUED = new Set()
-function issue(token) {
+const TENANT_OF = new Map()
+function issue(token, tenant) {
   ISSUED.add(token)
+  if (tenant !== undefined) TENANT_OF.set(token, tenant.toLowerCase())
   return token
 }
 
@@ -124,7 +127,7 @@ async function startAad(expect = {}) {
       return res.end(JSON.stringify({ error: refused[0], error_description: refused[1], error_codes: [Number(refused[1].slice(6, refused[1].indexOf(':')))] }))
     }
     issued++
-    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: issue(`SENTINEL-AAD-TOKEN-${issued}`) }))
+    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: issue(`SENTINEL-AAD-TOKEN-${issued}`, q.rawPath.split('/')[1]) }))
   })
   return fake
 }
@@ -150,7 +153,8 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
       return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }, challenge)
     }
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization)
-    if (!bearer || !ISSUED.has(bearer[1])) {
+    const tenant = bearer && TENANT_OF.get(bearer[1])
+    if (!bearer || !ISSUED.has(bearer[1]) || (tenant !== undefined && tenant !== fake.tenant.toLowerCase())) {
       fake.refused = (fake.refused || 0) + 1
       return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10032: Invalid issuer.' } }, challenge)
     }

@@ -3,7 +3,7 @@
 //! (the token may have been revoked or rotated early; Key Vault may also name a new tenant).
 //! There is no third round: a second 401 is the caller's UNAUTHORIZED.
 
-use crate::error::SecretError;
+use crate::error::{ErrorCode, SecretError};
 use crate::http::{Call, Http, HttpResponse};
 use crate::identity::TokenCache;
 use tokio::time::Instant;
@@ -43,6 +43,8 @@ pub async fn send_with_token(
     } = upstream;
     // The token a 401 refused: the next round asks for a fresh one, and there is no third.
     let mut refused = None;
+    // Whether the 401's challenge named another target (a tenant the policy may refuse).
+    let mut moved = false;
     loop {
         let token = tokens
             .get(
@@ -54,6 +56,11 @@ pub async fn send_with_token(
             )
             .await
             .map_err(|e| match refused {
+                // The challenge moved us to a tenant that may not be used: that refusal is
+                // the answer (IDENTITY_UNAVAILABLE, naming both tenants), as without a token.
+                Some(_) if moved && !e.transient && e.code == ErrorCode::IdentityUnavailable => {
+                    token_error(e)
+                }
                 // The store said 401: whatever keeps us from a fresh token, the answer stays
                 // UNAUTHORIZED (never a stale value after a 401).
                 Some(_) => crate::identity::after_refusal(what, e),
@@ -65,6 +72,7 @@ pub async fn send_with_token(
         drop(request);
         if response.status == 401 && refused.is_none() {
             if let Some(next) = relearn(&response) {
+                moved = next != target;
                 target = next;
             }
             refused = Some(token);

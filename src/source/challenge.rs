@@ -5,7 +5,8 @@
 use crate::hosts::is_loopback;
 use url::Url;
 
-const PUBLIC_RESOURCE: &str = "https://vault.azure.net";
+/// The public cloud's Key Vault token resource (a loopback fake's challenge may name it).
+pub const PUBLIC_RESOURCE: &str = "https://vault.azure.net";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Challenge {

@@ -80,6 +80,12 @@ pub struct KeyVaultSource {
     /// The configured authority (`authorityHost` / AZURE_AUTHORITY_HOST), if any: a challenge's
     /// authority must belong to its cloud.
     pub authority_host: Option<String>,
+    /// The configured tenant (`tenantId` / AZURE_TENANT_ID), if any: with it, a configured
+    /// vault's first request carries the token (no challenge round trip).
+    pub tenant: Option<String>,
+    /// The tenant the first verified challenge of a configured vault named: the other configured
+    /// vault (same cloud) is then asked with the token at once too.
+    pub learnt_tenant: Mutex<Option<String>>,
     /// Vaults named by Key Vault references in keys (allowed hosts not in `vaults`), with their
     /// challenges, by origin: added when a read needs one, the least recently used dropped
     /// past `maxEntries` (there cannot be more vaults in use than cache entries).
@@ -123,8 +129,50 @@ impl KeyVaultSource {
             return Ok(Err(reply));
         }
         let challenge = self.learn(vault, &reply, key)?;
-        vault.remember(challenge.clone());
+        self.remember(vault, challenge.clone());
         Ok(Ok(challenge))
+    }
+
+    fn remember(&self, vault: &Vault, c: Challenge) {
+        if self.vaults.iter().any(|v| std::ptr::eq(&**v, vault)) {
+            *self.learnt_tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.tenant.clone());
+        }
+        vault.remember(c);
+    }
+
+    /// What a configured vault's challenge will say, when it is known without asking: the
+    /// tenant (configured, or learnt from a verified challenge of a configured vault) and the
+    /// token resource of the vault's own cloud (chosen here from the vault's domain, so no
+    /// challenge can widen it). Then the first request carries the token; a 401 still makes the
+    /// full challenge, with its resource verified (`learn`). Never for a referenced vault.
+    fn presumed(&self, vault: &Vault) -> Option<Challenge> {
+        if !self.vaults.iter().any(|v| std::ptr::eq(&**v, vault)) {
+            return None;
+        }
+        let tenant = self.tenant.clone().or_else(|| {
+            self.learnt_tenant
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })?;
+        let host = vault.url.host_str()?.to_ascii_lowercase();
+        let resource = crate::identity::CLOUDS
+            .iter()
+            .find(|c| {
+                host.strip_suffix(c.vault_suffix)
+                    .and_then(|label| label.strip_suffix('.'))
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+            })
+            .map(|c| format!("https://{}", c.vault_suffix))
+            .or_else(|| {
+                (self.loopback_allowed() && crate::hosts::is_loopback(&vault.url))
+                    .then(|| super::challenge::PUBLIC_RESOURCE.to_owned())
+            })?;
+        Some(Challenge {
+            tenant,
+            authority_host: String::new(),
+            resource,
+        })
     }
 
     /// The challenge of a 401, if acceptable for this vault.
@@ -179,7 +227,12 @@ impl KeyVaultSource {
     ) -> Result<Secret, SecretError> {
         let url = vault.secret_url(name, version);
         let what = format!("secret '{key}' in {}", vault.origin());
-        let challenge = match self.challenge(vault, &url, key, deadline).await? {
+        let known = vault.known().or_else(|| self.presumed(vault));
+        let challenge = match known {
+            Some(c) => Ok(c),
+            None => self.challenge(vault, &url, key, deadline).await?,
+        };
+        let challenge = match challenge {
             Ok(c) => c,
             Err(reply) => return map_reply(key, &vault.origin(), &reply, SystemClock.now()),
         };
@@ -194,7 +247,7 @@ impl KeyVaultSource {
         // After a 401 the token or the challenge changed (e.g. a tenant move): learn again.
         let relearn = |response: &HttpResponse| {
             let c = self.learn(vault, response, key).ok()?;
-            vault.remember(c.clone());
+            self.remember(vault, c.clone());
             Some(TokenFor {
                 resource: c.resource,
                 tenant: Some(c.tenant),
