@@ -68,6 +68,8 @@ class TestSecretManager {
     this._entries = new Map() // key -> { value | error, expiresAt, refreshAt } in LRU order
     this._closed = false
     this._stats = { hits: 0, misses: 0, staleServed: 0, upstreamRequests: 0, upstreamErrors: 0 }
+    this._authRetries = new Map() // withSecret's refreshes (shared.js)
+    this._readiness = new shared.Readiness() // what prefetch started, for ready()
     // Methods work detached, as the addon's do.
     for (const name of shared.BOUND_METHODS) this[name] = this[name].bind(this)
   }
@@ -89,7 +91,19 @@ class TestSecretManager {
 
   // The memory source has no fleet to spread: `spreadMs` is accepted and ignored.
   prefetch(secretKeys, baseRetailServerUrl) {
-    return this.getSecretValues(secretKeys, baseRetailServerUrl)
+    if (!Array.isArray(secretKeys)) return this.getSecretValues(secretKeys, baseRetailServerUrl)
+    const attempts = secretKeys.map((k) => this.getSecretValue(k, baseRetailServerUrl))
+    return Promise.all(shared.trackPrefetch(this._readiness, secretKeys, baseRetailServerUrl, attempts))
+  }
+
+  withSecret(secretKey, baseRetailServerUrl, fn, options) {
+    return shared.withSecret(this, this._authRetries, (k) => k, secretKey, baseRetailServerUrl, fn, options)
+  }
+
+  ready(options) {
+    const timeoutMs = shared.readyTimeout(options)
+    if (timeoutMs instanceof TypeError) return Promise.reject(timeoutMs)
+    return this._readiness.wait((k, u) => this.getSecretValue(k, u), timeoutMs)
   }
 
   refresh(secretKey, baseRetailServerUrl) {
