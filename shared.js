@@ -157,6 +157,7 @@ module.exports = {
   failure,
   argumentFailure,
   keyProblem,
+  escapeDebug,
   checkTarget,
   installOn,
   targetIsBrowser,

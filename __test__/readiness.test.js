@@ -142,7 +142,7 @@ test('install options: prefetch must be an array of keys and url a string; nothi
   expect(target.secretManager).toBeUndefined()
 })
 
-test.skip('createReadinessHandler: a TypeError without a manager; the browser stub answers 200; the testing entry has it', async () => {
+test('createReadinessHandler: a TypeError without a manager; the browser stub answers 200; the testing entry has it', async () => {
   expect(() => createReadinessHandler(undefined)).toThrow('createReadinessHandler takes a SecretManager (got undefined)')
   const stub = await serve(browserEntry.createReadinessHandler(undefined))
   expect(await stub()).toMatchObject({ status: 200, body: '{"ready":true,"pending":0}' })
