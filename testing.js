@@ -496,7 +496,8 @@ class TestSecretManager {
     if (bad !== undefined) return Promise.resolve(bad)
     const problem = keyProblem(secretKey)
     if (problem !== undefined) {
-      this._emit('error', secretKey, undefined, 'INVALID_ARGUMENT')
+      // A get is refused by the addon's lookup (no duration), a refresh by its fetch (one).
+      this._emit('error', secretKey, mode === 'refresh' ? 0 : undefined, 'INVALID_ARGUMENT')
       return Promise.resolve(failure('INVALID_ARGUMENT', problem, secretKey))
     }
     if (this._closed) return Promise.resolve(this._closedAnswer(secretKey))
