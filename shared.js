@@ -423,7 +423,8 @@ module.exports.createReadinessHandler = createReadinessHandler
 // install's own options (`prefetch`, `url`) apart from the manager's. `options` undefined when
 // nothing else was given (the default instance). TypeErrors name the option.
 function installOptions(options, what) {
-  if (options === undefined || options === null) return { options: undefined }
+  if (options === undefined) return { options: undefined }
+  if (options === null) return { options: null } // a manager of its own, as before
   if (typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`options must be an object (got ${typeName(options)})`)
   }

@@ -15,12 +15,17 @@ const shared = require('./shared.js')
 const { SecretError, SecretValue, typeName, failure, argumentFailure, keyProblem } = shared
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 
-// diagnostics_channel when the runtime has it (Node, Jest's node and jsdom environments),
-// required through `module.require` so that no bundler tries to resolve a Node built-in.
+// diagnostics_channel when the runtime has it (Node, Jest's node and jsdom environments), found
+// at run time (process.getBuiltinModule, else the CommonJS module's own loader) so that no
+// bundler sees a Node built-in to resolve; in a browser bundle there is none, and no channel.
 const channel = (function openChannel() {
   try {
-    if (typeof module !== 'object' || module === null || typeof module.require !== 'function') return undefined
-    const dc = module.require('diagnostics_channel')
+    let dc
+    if (typeof process === 'object' && process !== null && typeof process.getBuiltinModule === 'function') {
+      dc = process.getBuiltinModule('diagnostics_channel')
+    } else if (typeof module === 'object' && module !== null && typeof module['require'] === 'function') {
+      dc = module['require']('diagnostics_channel')
+    }
     return dc && typeof dc.channel === 'function' ? dc.channel('commerce-secret-manager') : undefined
   } catch (e) {
     return undefined
