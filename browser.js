@@ -26,6 +26,17 @@ function createEventGridHandler() {
   throw new Error('createEventGridHandler runs on the server only')
 }
 
+// No secrets to wait for in a browser: the handler answers 200 `{ ready: true, pending: 0 }`,
+// whatever it is given, and creating it never throws, so module-level wiring of a health route
+// keeps working where the browser condition is picked (Jest's jsdom).
+function createReadinessHandler() {
+  return function readinessHandler(req, res) {
+    const body = '{"ready":true,"pending":0}'
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': body.length })
+    res.end(req && req.method === 'HEAD' ? undefined : body)
+  }
+}
+
 module.exports = {
   SecretManager,
   SecretError: shared.SecretError,
@@ -33,4 +44,5 @@ module.exports = {
   secretManager: undefined,
   install,
   createEventGridHandler,
+  createReadinessHandler,
 }

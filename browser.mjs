@@ -1,4 +1,4 @@
 import cjs from './browser.js'
 
-export const { SecretManager, SecretError, createSecretManager, secretManager, install, createEventGridHandler } = cjs
+export const { SecretManager, SecretError, createSecretManager, secretManager, install, createEventGridHandler, createReadinessHandler } = cjs
 export default cjs

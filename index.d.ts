@@ -146,6 +146,25 @@ export interface SecretEvent {
   version?: string
 }
 
+export interface WithSecretOptions {
+  /** Whether `fn`'s error means the value was refused (default: `status`/`statusCode` 401 or 403). */
+  isAuthFailure?: (err: unknown) => boolean
+}
+
+export interface ReadyState {
+  ready: boolean
+  /** Keys started at start-up not (yet) answered with a value. */
+  pending: string[]
+}
+
+/** install's options: the manager's, plus the reads to start at once. */
+export type InstallOptions = SecretManagerOptions & {
+  /** Keys to read now (server start), so they are cached before traffic; see `ready()`. */
+  prefetch?: string[]
+  /** The base Retail Server url of those reads (retail-server source); default ''. */
+  url?: string
+}
+
 export interface SecretManagerStats {
   entries: number
   hits: number
@@ -181,6 +200,28 @@ export declare class SecretManager implements ISecretManager {
    * (`HOST_NOT_ALLOWED`) or `name` is not a Key Vault secret name (`INVALID_ARGUMENT`).
    */
   secretChanged(vault: string, name: string): Promise<{ refreshed: number }>
+  /**
+   * Runs `fn` with the secret's value and returns its result. When `fn` fails with an
+   * authentication failure (default: an error whose `status` or `statusCode` is 401 or 403; or
+   * `options.isAuthFailure(err)` true), refreshes the secret once and runs `fn` again with the
+   * new value: many callers failing at once cause one refresh, and a key is refreshed this way
+   * at most once per 5 s (within that, a failing caller retries with the cached value). The
+   * second failure is the caller's (rejects with fn's error). The one method that rejects for
+   * a store failure: with the SecretError, when the secret cannot be had.
+   */
+  withSecret<T>(
+    secretKey: string,
+    baseRetailServerUrl: string,
+    fn: (value: string) => T | Promise<T>,
+    options?: WithSecretOptions,
+  ): Promise<T>
+  /**
+   * Resolves when what `install({ prefetch })` / `prefetch()` started has answered, or when
+   * `timeoutMs` (default 30000, 0..600000) passed; at once `{ ready: true, pending: [] }` when
+   * nothing was started. `pending`: the keys not (yet) answered with a value. A key whose read
+   * had failed is asked again by each call.
+   */
+  ready(options?: { timeoutMs?: number }): Promise<ReadyState>
   stats(): SecretManagerStats
   /** Wipes cached values; later calls answer CLOSED. */
   close(): Promise<void>
@@ -201,7 +242,28 @@ export declare const secretManager: SecretManager | undefined
  * undefined. A target that cannot take it (null, frozen, a non-configurable own
  * `secretManager`) gets a TypeError and is left as it was.
  */
-export declare function install(target: object, options?: SecretManagerOptions): SecretManager | undefined
+export declare function install(target: object, options?: InstallOptions): SecretManager | undefined
+
+/** What a readiness handler reads of a request and writes to a response (Node's http and Express fit). */
+export interface ReadinessRequest {
+  method?: string
+}
+export interface ReadinessResponse {
+  headersSent?: boolean
+  writeHead(status: number, headers?: Record<string, string | number>): unknown
+  end(body?: string): unknown
+}
+
+/**
+ * A health-check endpoint (App Service Health check, a readiness probe): 503 until
+ * `manager.ready()` says ready, then 200. Body `{ ready, pending }`, `pending` a count (never
+ * key names, never a value). `timeoutMs`: how long one request waits for ready (default 1000).
+ * The browser entry's answers 200 `{ ready: true, pending: 0 }` (nothing to wait for there).
+ */
+export declare function createReadinessHandler(
+  manager: SecretManager,
+  options?: { timeoutMs?: number },
+): (req: ReadinessRequest, res: ReadinessResponse, next?: (err?: unknown) => void) => void
 
 /**
  * Azure Event Grid push invalidation for Key Vault events: a Node http / Express handler. It

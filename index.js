@@ -60,6 +60,8 @@ class SecretManager {
     this._onEvent = undefined
     this._mirror = new Mirror()
     this._changing = new Map() // cache key -> { running, queued }: secretChanged's refreshes
+    this._authRetries = new Map() // cache key -> { flight, at }: withSecret's refreshes (shared.js)
+    this._readiness = new shared.Readiness() // what prefetch / install started, for ready()
     this._closed = false
     // The default instance: why it could not be built, once it was tried.
     this._unavailable = undefined
@@ -155,16 +157,34 @@ class SecretManager {
     if (typeof spreadMs !== 'number' || !Number.isFinite(spreadMs) || spreadMs < 0 || spreadMs > 3600000) {
       return Promise.reject(new TypeError(`prefetch: option \`spreadMs\` must be a number from 0 to 3600000 (got ${spreadMs})`))
     }
-    if (spreadMs === 0 || !Array.isArray(secretKeys)) return this.getSecretValues(secretKeys, baseRetailServerUrl)
-    return Promise.all(
-      secretKeys.map(
-        (k) =>
-          new Promise((resolve) => {
+    if (!Array.isArray(secretKeys)) return this.getSecretValues(secretKeys, baseRetailServerUrl)
+    const attempts = secretKeys.map((k) =>
+      spreadMs === 0
+        ? this.getSecretValue(k, baseRetailServerUrl)
+        : new Promise((resolve) => {
             const t = setTimeout(() => resolve(this.getSecretValue(k, baseRetailServerUrl)), Math.random() * spreadMs)
             if (t && typeof t.unref === 'function') t.unref()
           }),
-      ),
     )
+    // ready() follows these reads (whether each answered with a value; never the value).
+    return Promise.all(shared.trackPrefetch(this._readiness, secretKeys, baseRetailServerUrl, attempts))
+  }
+
+  // Run fn with the secret's value; on an authentication failure of fn, refresh once
+  // (coalesced per cache key, at most once per few seconds) and run it again (shared.js).
+  // Rejects with the SecretError when the secret cannot be had, and with fn's own error else.
+  withSecret(secretKey, baseRetailServerUrl, fn, options) {
+    const cacheKeyOf = (k, u) => (this._mirror.keyedByUrl ? `${u}\0${k}` : k)
+    return shared.withSecret(this, this._authRetries, cacheKeyOf, secretKey, baseRetailServerUrl, fn, options)
+  }
+
+  // Resolves { ready, pending } when what install / prefetch started has answered, or when
+  // timeoutMs (default 30000) passed; at once with nothing started. pending: the keys not yet
+  // answered with a value; a key whose read had failed is asked again by each call.
+  ready(options) {
+    const timeoutMs = shared.readyTimeout(options)
+    if (timeoutMs instanceof TypeError) return Promise.reject(timeoutMs)
+    return this._readiness.wait((k, u) => this.getSecretValue(k, u), timeoutMs)
   }
 
   refresh(secretKey, baseRetailServerUrl) {
@@ -257,6 +277,7 @@ class SecretManager {
 
   close() {
     this._closed = true
+    this._authRetries.clear()
     if (this._native !== undefined) this._native.close()
     this._mirror.close()
     return Promise.resolve()
@@ -383,12 +404,34 @@ const secretManager = new SecretManager(FROM_ENVIRONMENT)
 // Sets target.secretManager (msdyn365Commerce's getter-only accessor included: see
 // shared.installOn) to the default instance, or to a new one built from `options`. On a
 // target that says it is in a browser, changes nothing.
+// `prefetch` (keys) and `url` start those reads at once, so the token and the values are in
+// before traffic comes (see ready()); options without anything else install the default
+// instance, which takes them from COMMERCE_SECRETS_PREFETCH (comma-separated) and
+// COMMERCE_SECRETS_PREFETCH_URL when not given.
 function install(target, options) {
   if (shared.targetIsBrowser(target)) return undefined
   // Checked before a manager is built, so a bad target leaves nothing behind.
   shared.checkTarget(target, 'install')
-  const manager = options === undefined ? secretManager : createSecretManager(options)
-  return shared.installOn(target, manager, 'install')
+  const split = shared.installOptions(options, 'install')
+  let manager = secretManager
+  let prefetch = split.prefetch
+  let url = split.url
+  if (split.options !== undefined) {
+    manager = createSecretManager(split.options)
+  } else {
+    if (prefetch === undefined) prefetch = shared.prefetchFromEnvironment(process.env.COMMERCE_SECRETS_PREFETCH)
+    if (url === undefined && typeof process.env.COMMERCE_SECRETS_PREFETCH_URL === 'string') {
+      url = process.env.COMMERCE_SECRETS_PREFETCH_URL.trim()
+    }
+  }
+  shared.installOn(target, manager, 'install')
+  if (prefetch !== undefined && prefetch.length > 0) manager.prefetch(prefetch, url === undefined ? '' : url)
+  return manager
+}
+
+// A health-check endpoint: 503 until manager.ready() says ready, then 200 (shared.js).
+function createReadinessHandler(manager, options) {
+  return shared.createReadinessHandler(manager, options)
 }
 
 // Event Grid push invalidation (event-grid.js): loaded when first asked for.
@@ -396,4 +439,12 @@ function createEventGridHandler(manager, options) {
   return require('./event-grid.js').createEventGridHandler(manager, options)
 }
 
-module.exports = { SecretManager, SecretError, createSecretManager, secretManager, install, createEventGridHandler }
+module.exports = {
+  SecretManager,
+  SecretError,
+  createSecretManager,
+  secretManager,
+  install,
+  createEventGridHandler,
+  createReadinessHandler,
+}

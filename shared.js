@@ -33,7 +33,9 @@ SecretValue.prototype[INSPECT] = function inspect(depth, options, inspectFn) {
 
 // The public methods of a manager, bound per instance so they work detached
 // (`const { getSecretValue } = manager`): a contract that never throws must.
-const BOUND_METHODS = ['getSecretValue', 'getSecretValues', 'prefetch', 'refresh', 'invalidate', 'secretChanged', 'stats', 'close']
+const BOUND_METHODS = [
+  'getSecretValue', 'getSecretValues', 'prefetch', 'refresh', 'invalidate', 'secretChanged', 'withSecret', 'ready', 'stats', 'close',
+]
 
 function typeName(v) {
   if (v === null) return 'null'
@@ -155,6 +157,7 @@ module.exports = {
   failure,
   argumentFailure,
   keyProblem,
+  escapeDebug,
   checkTarget,
   installOn,
   targetIsBrowser,
@@ -196,3 +199,259 @@ function checkNumberOptions(options) {
 
 module.exports.NUMBER_OPTIONS = NUMBER_OPTIONS
 module.exports.checkNumberOptions = checkNumberOptions
+
+// withSecret: run `fn` with a secret's value; when fn fails with an authentication failure
+// (the downstream API no longer takes the value: it was rotated), refresh that secret once and
+// run fn again with the new value. Shared by the addon's manager and the testing one.
+//
+// Refreshes are coalesced per cache key: callers failing while one runs join it. After it, for
+// AUTH_RETRY_WINDOW_MS, a failing caller retries with what the cache holds now (the value the
+// last refresh brought) without a new refresh, so a downstream that rejects every value cannot
+// turn callers into a storm of store reads. The second failure is the caller's.
+const AUTH_RETRY_WINDOW_MS = 5000
+
+// The default test: the error says HTTP 401 or 403 (`status`, as fetch's Response and many
+// clients' errors carry it, or `statusCode`, as Node's and got's do).
+function isAuthStatus(err) {
+  if (err === null || (typeof err !== 'object' && typeof err !== 'function')) return false
+  const s = err.status
+  const c = err.statusCode
+  return s === 401 || s === 403 || c === 401 || c === 403
+}
+
+function judgeAuthFailure(isAuthFailure, err) {
+  try {
+    return isAuthFailure(err) === true
+  } catch (e) {
+    return false // a faulty predicate: the caller's error stands
+  }
+}
+
+function callWith(fn, value) {
+  try {
+    return Promise.resolve(fn(value))
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
+
+// The value to retry with after an auth failure: a refresh (one per cache key at a time, at
+// most one per window), or, within the window after one, what the cache holds.
+function retryValue(manager, states, cacheKey, secretKey, url) {
+  const now = Date.now()
+  const inWindow = (s) => s.flight === null && now >= s.at && now - s.at < AUTH_RETRY_WINDOW_MS
+  let state = states.get(cacheKey)
+  if (state !== undefined) {
+    if (state.flight !== null) return state.flight
+    if (inWindow(state)) return manager.getSecretValue(secretKey, url)
+  }
+  if (states.size >= 1024) states.forEach((s, k) => (inWindow(s) || s.flight !== null ? undefined : states.delete(k)))
+  state = { flight: null, at: 0 }
+  states.set(cacheKey, state)
+  const done = (r) => {
+    state.flight = null
+    state.at = Date.now()
+    return r
+  }
+  state.flight = manager.refresh(secretKey, url).then(done, (e) => {
+    done()
+    throw e
+  })
+  return state.flight
+}
+
+function withSecret(manager, states, cacheKeyOf, secretKey, url, fn, options) {
+  if (typeof fn !== 'function') {
+    return Promise.reject(new TypeError(`withSecret takes a function (value) => result as its third argument (got ${typeName(fn)})`))
+  }
+  if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+    return Promise.reject(new TypeError(`withSecret: options must be an object (got ${typeName(options)})`))
+  }
+  const given = options ? options.isAuthFailure : undefined
+  if (given !== undefined && typeof given !== 'function') {
+    return Promise.reject(new TypeError(`withSecret: option \`isAuthFailure\` must be a function (got ${typeName(given)})`))
+  }
+  const isAuthFailure = given === undefined ? isAuthStatus : given
+  return manager.getSecretValue(secretKey, url).then((first) => {
+    if (first.error !== undefined) throw first.error
+    return callWith(fn, first.value).then(undefined, (err) => {
+      if (!judgeAuthFailure(isAuthFailure, err)) throw err
+      return retryValue(manager, states, cacheKeyOf(secretKey, url), secretKey, url).then((next) => {
+        if (next.error !== undefined) throw next.error
+        return callWith(fn, next.value)
+      })
+    })
+  })
+}
+
+module.exports.AUTH_RETRY_WINDOW_MS = AUTH_RETRY_WINDOW_MS
+module.exports.isAuthStatus = isAuthStatus
+module.exports.withSecret = withSecret
+
+// Readiness (ready() and the readiness handler): the reads install / prefetch started, followed
+// per (url, key) until one answered with a value. Only whether each did is kept, never a value.
+const READY_TIMEOUT_MS = { default: 30000, max: 600000 }
+
+class Readiness {
+  constructor() {
+    this.entries = new Map() // url \0 key -> { key, ok, attempt: promise | null }
+  }
+
+  // A start-up read of (secretKey, url): `attempt` resolves with its ISecretValue.
+  track(secretKey, url, attempt) {
+    if (typeof secretKey !== 'string' || typeof url !== 'string') return
+    const id = `${url}\u0000${secretKey}`
+    let e = this.entries.get(id)
+    if (e === undefined) {
+      e = { key: secretKey, url, ok: false, attempt: null }
+      this.entries.set(id, e)
+    }
+    if (!e.ok) this.follow(e, attempt)
+  }
+
+  follow(e, attempt) {
+    const p = Promise.resolve(attempt)
+      .then(
+        (r) => {
+          if (r !== null && typeof r === 'object' && r.error === undefined) e.ok = true
+        },
+        () => undefined,
+      )
+      .then(() => {
+        if (e.attempt === p) e.attempt = null
+      })
+    e.attempt = p
+    return p
+  }
+
+  status() {
+    const pending = []
+    this.entries.forEach((e) => {
+      if (!e.ok && pending.indexOf(e.key) < 0) pending.push(e.key)
+    })
+    return { ready: pending.length === 0, pending }
+  }
+
+  // Resolves when every tracked read has answered (or timeoutMs passed). A key whose read had
+  // already failed is asked again (`ask(key, url)`), once per call: a store that was down at
+  // start-up does not leave the instance unready for good.
+  wait(ask, timeoutMs) {
+    const waiting = []
+    this.entries.forEach((e) => {
+      if (e.ok) return
+      if (e.attempt === null) this.follow(e, ask(e.key, e.url))
+      waiting.push(e.attempt)
+    })
+    if (waiting.length === 0) return Promise.resolve(this.status())
+    return new Promise((resolve) => {
+      let timer
+      const finish = () => {
+        if (timer !== undefined) clearTimeout(timer)
+        timer = undefined
+        resolve(this.status())
+      }
+      timer = setTimeout(finish, timeoutMs)
+      if (timer && typeof timer.unref === 'function') timer.unref()
+      Promise.all(waiting).then(finish)
+    })
+  }
+}
+
+// ready()'s options: a TypeError (as the rejection) for a bad timeoutMs, else the number.
+function readyTimeout(options) {
+  if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+    return new TypeError(`ready: options must be an object (got ${typeName(options)})`)
+  }
+  const v = options ? options.timeoutMs : undefined
+  if (v === undefined || v === null) return READY_TIMEOUT_MS.default
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > READY_TIMEOUT_MS.max) {
+    return new TypeError(`ready: option \`timeoutMs\` must be a number from 0 to ${READY_TIMEOUT_MS.max} (got ${typeof v === 'number' ? v : typeName(v)})`)
+  }
+  return v
+}
+
+// The reads of a prefetch, each followed by the readiness of `manager` (its `_readiness`).
+function trackPrefetch(readiness, secretKeys, url, attempts) {
+  for (let i = 0; i < attempts.length; i++) readiness.track(secretKeys[i], url, attempts[i])
+  return attempts
+}
+
+// A health-check endpoint (App Service Health check, a Kubernetes readiness probe): 503 until
+// manager.ready() says ready, then 200. The body is `{ ready, pending }` with pending a COUNT:
+// key names can say what a deployment holds, and a health endpoint is often public.
+function createReadinessHandler(manager, options) {
+  if (manager === null || typeof manager !== 'object' || typeof manager.ready !== 'function') {
+    throw new TypeError(`createReadinessHandler takes a SecretManager (got ${typeName(manager)})`)
+  }
+  const timeoutMs = options && options.timeoutMs !== undefined ? options.timeoutMs : 1000
+  const bad = readyTimeout({ timeoutMs })
+  if (bad instanceof TypeError) throw new TypeError(bad.message.replace(/^ready/, 'createReadinessHandler'))
+  return function readinessHandler(req, res, next) {
+    let answered
+    try {
+      answered = Promise.resolve(manager.ready({ timeoutMs }))
+    } catch (e) {
+      answered = Promise.reject(e)
+    }
+    answered
+      .then(
+        (r) => ({ status: r.ready ? 200 : 503, body: { ready: r.ready === true, pending: r.pending.length } }),
+        () => ({ status: 503, body: { ready: false, pending: 0 } }),
+      )
+      .then((r) => {
+        try {
+          if (res.headersSent) return
+          const body = JSON.stringify(r.body)
+          res.writeHead(r.status, {
+            'content-type': 'application/json; charset=utf-8',
+            'cache-control': 'no-store',
+            'content-length': body.length,
+          })
+          res.end(req && req.method === 'HEAD' ? undefined : body)
+        } catch (e) {
+          if (typeof next === 'function') next(e)
+        }
+      })
+  }
+}
+
+module.exports.Readiness = Readiness
+module.exports.readyTimeout = readyTimeout
+module.exports.trackPrefetch = trackPrefetch
+module.exports.createReadinessHandler = createReadinessHandler
+
+// install's own options (`prefetch`, `url`) apart from the manager's. `options` undefined when
+// nothing else was given (the default instance). TypeErrors name the option.
+function installOptions(options, what) {
+  if (options === undefined) return { options: undefined }
+  if (options === null) return { options: null } // a manager of its own, as before
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`options must be an object (got ${typeName(options)})`)
+  }
+  const rest = Object.assign({}, options)
+  const prefetch = rest.prefetch
+  const url = rest.url
+  delete rest.prefetch
+  delete rest.url
+  if (prefetch !== undefined && (!Array.isArray(prefetch) || prefetch.some((k) => typeof k !== 'string'))) {
+    throw new TypeError(`${what}: option \`prefetch\` must be an array of secret keys (strings) (got ${typeName(prefetch)})`)
+  }
+  if (url !== undefined && typeof url !== 'string') {
+    throw new TypeError(`${what}: option \`url\` must be a string, the base Retail Server url (got ${typeName(url)})`)
+  }
+  // Only prefetch / url: the default instance. Anything else (even `{}`): a manager of its own.
+  const own = Object.keys(rest).length > 0 || (prefetch === undefined && url === undefined)
+  return { options: own ? rest : undefined, prefetch, url }
+}
+
+// COMMERCE_SECRETS_PREFETCH: comma-separated keys, blanks ignored.
+function prefetchFromEnvironment(v) {
+  if (typeof v !== 'string') return undefined
+  return v
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '')
+}
+
+module.exports.installOptions = installOptions
+module.exports.prefetchFromEnvironment = prefetchFromEnvironment

@@ -1,4 +1,4 @@
 import cjs from './testing.js'
 
-export const { createTestSecretManager, installTestSecretManager, TestSecretManager, SecretError } = cjs
+export const { createTestSecretManager, installTestSecretManager, createReadinessHandler, TestSecretManager, SecretError } = cjs
 export default cjs
