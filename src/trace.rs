@@ -180,10 +180,12 @@ pub fn valid_traceparent(s: &str) -> Option<String> {
 
 /// A request id is not a secret, but it goes into messages, spans and events: only a sane
 /// token (1–64 characters of `[0-9A-Za-z-]`) is kept.
+/// A store that echoes a credential it was sent as its request id gets no request id.
 pub fn sane_request_id(s: &str) -> Option<String> {
     let s = s.trim();
-    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-        .then(|| s.to_owned())
+    let token =
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+    (token && crate::secret::scrub(s.to_owned()) == s).then(|| s.to_owned())
 }
 
 /// The store's request id: Key Vault's `x-ms-request-id`; Retail Server's `request-id` or
@@ -278,6 +280,9 @@ mod tests {
         ] {
             assert_eq!(sane_request_id(bad), None, "{bad:?}");
         }
+        let held = crate::secret::Scrubbed::new("SENTINEL-ECHOED-TOKEN-1");
+        assert_eq!(sane_request_id("SENTINEL-ECHOED-TOKEN-1"), None, "an echoed credential");
+        drop(held);
         let mut h = HeaderMap::new();
         assert_eq!(request_id(&h), None);
         h.insert("request-id", HeaderValue::from_static("rs-1"));
