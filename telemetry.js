@@ -70,18 +70,26 @@ function reasonOf(code) {
 // not follow it. In a bundle (webpack's or esbuild's `module` has no `require`), the API is
 // looked for beside the bundle and from its main module.
 let api
+// Held in a variable so that no bundler resolves it at build time (webpack 4 and 5 and esbuild
+// would otherwise fail or warn on an app that has not installed it).
+const API_MODULE = ['@opentelemetry', 'api'].join('/')
+// The module's own `require` method (Node's, or Jest's), reached through a parameter so that
+// no bundler takes it for a dependency (webpack parses `module.require(…)`).
+function ownRequire(mod) {
+  return mod && typeof mod.require === 'function' ? (name) => mod.require(name) : undefined
+}
+
 function loadApi() {
   if (api !== undefined) return api
   api = null
   const tries = []
-  if (typeof module !== 'undefined' && module && typeof module.require === 'function') {
-    tries.push(() => module.require('@opentelemetry/api'))
-  }
+  const own = ownRequire(typeof module !== 'undefined' ? module : undefined)
+  if (own !== undefined) tries.push(() => own(API_MODULE))
   tries.push(() => {
     const Module = require('module')
     const path = require('path')
     const from = require.main && require.main.filename ? require.main.filename : path.join(__dirname, 'telemetry.js')
-    return Module.createRequire(from)('@opentelemetry/api')
+    return Module.createRequire(from)(API_MODULE)
   })
   for (const t of tries) {
     try {
@@ -442,19 +450,12 @@ function attach(manager, option) {
 // For `doctor`: whether telemetry can be on, and where it goes. Names only.
 function describe() {
   const a = loadApi()
-  if (a === null) return { api: false, version: undefined, tracerProvider: undefined, meterProvider: undefined }
+  if (a === null) return { api: false, tracerProvider: undefined, meterProvider: undefined }
   const provider = (x) => (x && x.constructor && typeof x.constructor.name === 'string' ? x.constructor.name : 'unknown')
   const tracer = tracerOf(a)
   const instruments = instrumentsOf(a)
-  let version
-  try {
-    version = (module.require || require)('@opentelemetry/api/package.json').version
-  } catch (e) {
-    version = undefined
-  }
   return {
     api: true,
-    version,
     tracerProvider: tracer === undefined ? undefined : provider(state.traceDelegate),
     meterProvider: instruments === undefined ? undefined : provider(state.meterProvider),
   }

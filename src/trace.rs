@@ -281,7 +281,11 @@ mod tests {
             assert_eq!(sane_request_id(bad), None, "{bad:?}");
         }
         let held = crate::secret::Scrubbed::new("SENTINEL-ECHOED-TOKEN-1");
-        assert_eq!(sane_request_id("SENTINEL-ECHOED-TOKEN-1"), None, "an echoed credential");
+        assert_eq!(
+            sane_request_id("SENTINEL-ECHOED-TOKEN-1"),
+            None,
+            "an echoed credential"
+        );
         drop(held);
         let mut h = HeaderMap::new();
         assert_eq!(request_id(&h), None);
