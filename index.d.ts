@@ -49,12 +49,14 @@ export type SecretErrorCode =
 
 /** A real Error (`instanceof Error` holds, in Jest too). Never carries a value or a token. */
 export declare class SecretError extends Error {
-  constructor(code: SecretErrorCode, message: string, secretKey?: string, status?: number)
+  constructor(code: SecretErrorCode, message: string, secretKey?: string, status?: number, requestId?: string)
   code: SecretErrorCode
   /** The name, never the value. */
   secretKey?: string
   /** Upstream HTTP status, when there was one. */
   status?: number
+  /** The store's request id (Key Vault x-ms-request-id, Retail Server's), when it gave one. */
+  requestId?: string
 }
 
 export type SecretSource = 'local' | 'memory' | 'retail-server' | 'key-vault'
@@ -131,6 +133,11 @@ export interface SecretManagerOptions {
   timeoutMs?: number
   /** Called for every event; a throwing listener is ignored. */
   onEvent?: (event: SecretEvent) => void
+  /**
+   * OpenTelemetry (when @opentelemetry/api is installed and a provider registered); false turns
+   * it off; secretNames: put the key's name on spans (default false).
+   */
+  telemetry?: false | { secretNames?: boolean }
 }
 
 /** Also published on diagnostics_channel 'commerce-secret-manager'. Never a value, never a token. */
@@ -144,6 +151,13 @@ export interface SecretEvent {
   changed?: boolean
   /** On 'refresh' and 'rotate': the Key Vault version, when known. */
   version?: string
+  /** key-vault: the vault's host, and its place (0/1) in the ordered fallback. */
+  vault?: string
+  vaultIndex?: number
+  /** The store's request id, when it gave one. */
+  requestId?: string
+  /** On 'error' (and 'stale'): the failure in words, per code; never upstream text. */
+  reason?: string
 }
 
 export interface WithSecretOptions {

@@ -15,6 +15,7 @@ const diagnostics = require('diagnostics_channel')
 const shared = require('./shared.js')
 const binding = require('./binding.js')
 const { Mirror, splitCacheKey } = require('./mirror.js')
+const telemetry = require('./telemetry.js')
 
 const { SecretError, SecretValue, typeName, failure, argumentFailure } = shared
 const channel = diagnostics.channel('commerce-secret-manager')
@@ -58,6 +59,8 @@ class SecretManager {
     this._native = undefined
     this._source = undefined
     this._onEvent = undefined
+    // OpenTelemetry (telemetry.js): undefined when off or the API is absent.
+    this._telemetry = undefined
     this._mirror = new Mirror()
     this._changing = new Map() // cache key -> { running, queued }: secretChanged's refreshes
     this._authRetries = new Map() // cache key -> { flight, at }: withSecret's refreshes (shared.js)
@@ -95,6 +98,7 @@ class SecretManager {
     this._source = native.source
     this._onEvent = onEvent
     this._mirror.attach(native)
+    this._telemetry = telemetry.attach(this, rest.telemetry)
   }
 
   // The default instance builds itself from the environment on first use. False (and the
@@ -276,6 +280,7 @@ class SecretManager {
   }
 
   close() {
+    if (this._telemetry !== undefined && !this._closed) this._telemetry.close()
     this._closed = true
     this._authRetries.clear()
     if (this._native !== undefined) this._native.close()
@@ -300,15 +305,24 @@ class SecretManager {
 
   _fetch(secretKey, url, refresh, why) {
     const touched = this._mirror.takeTouched()
+    // The read's span (telemetry.js), whose traceparent goes upstream; undefined when off.
+    const read = this._telemetry === undefined ? undefined : this._telemetry.start(secretKey, why)
     let pending
     try {
-      pending = this._native.fetch(secretKey, url, refresh, touched)
+      pending = this._native.fetch(secretKey, url, refresh, touched, read === undefined ? undefined : read.traceparent)
     } catch (e) {
+      if (read !== undefined) read.fail()
       return Promise.resolve(this._internal(e, secretKey))
     }
     return pending.then(
-      (reply) => this._settle(reply, secretKey, url, why),
-      (e) => this._internal(e, secretKey),
+      (reply) => {
+        if (read !== undefined) read.end(reply)
+        return this._settle(reply, secretKey, url, why)
+      },
+      (e) => {
+        if (read !== undefined) read.fail()
+        return this._internal(e, secretKey)
+      },
     )
   }
 
@@ -323,6 +337,7 @@ class SecretManager {
     if (s === undefined) return
     for (const k of s.evicted) this._emit('evict', splitCacheKey(k).key)
     for (const e of s.events) {
+      if (this._telemetry !== undefined) this._telemetry.background(e)
       this._emit(e.code ? 'error' : 'refresh', e.key, e.durationMs, e.code, e)
       if (!e.code && e.changed === true) this._emit('rotate', e.key, undefined, undefined, e)
     }
@@ -332,13 +347,14 @@ class SecretManager {
   // make the caller's ISecretValue.
   _settle(reply, secretKey, url, why) {
     this._events(this._mirror.settle(reply, secretKey, url, this._closed))
+    if (this._telemetry !== undefined && reply.event === 'stale') this._telemetry.stale(reply)
     if (this._onEvent !== undefined || channel.hasSubscribers) {
       const type = reply.code !== undefined ? 'error' : why === 'get' ? reply.event : 'refresh'
       this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode, reply)
       if (type === 'refresh' && reply.changed === true) this._emit('rotate', secretKey, undefined, undefined, reply)
     }
     return reply.code !== undefined
-      ? failure(reply.code, reply.message, secretKey, reply.status, reply.expiresOn)
+      ? failure(reply.code, reply.message, secretKey, reply.status, reply.expiresOn, reply.requestId)
       : new SecretValue(reply.value, reply.id, undefined, reply.expiresOn)
   }
 
@@ -358,6 +374,18 @@ class SecretManager {
     if (detail !== undefined && (type === 'refresh' || type === 'rotate')) {
       if (typeof detail.changed === 'boolean') event.changed = detail.changed
       if (typeof detail.version === 'string') event.version = detail.version
+    }
+    // The closed-set fields of a reply that went upstream: the vault (host) and its place, the
+    // store's request id, and on a failure (or a stale answer) the failure in words.
+    if (detail !== undefined && type !== 'evict') {
+      if (typeof detail.vault === 'string') event.vault = detail.vault
+      if (typeof detail.vaultIndex === 'number') event.vaultIndex = detail.vaultIndex
+      const requestId = typeof detail.requestId === 'string' ? detail.requestId : lastRequestId(detail.upstream)
+      if (requestId !== undefined) event.requestId = requestId
+    }
+    if (type === 'error' || type === 'stale') {
+      const reason = telemetry.reasonOf(code)
+      if (reason !== undefined) event.reason = reason
     }
     if (this._onEvent !== undefined) {
       try {
@@ -390,6 +418,16 @@ class SecretManager {
       tokenRequests: () => native.tokenRequests(),
     }
   }
+}
+
+// The store's request id of a read's last secret request (telemetry.js records), if any.
+function lastRequestId(upstream) {
+  if (!Array.isArray(upstream)) return undefined
+  for (let i = upstream.length - 1; i >= 0; i--) {
+    const r = upstream[i]
+    if (r.operation === 'secret') return typeof r.requestId === 'string' ? r.requestId : undefined
+  }
+  return undefined
 }
 
 function createSecretManager(options) {

@@ -35,8 +35,9 @@ export declare class NativeManager {
   /**
    * Go upstream through the single flight (`refresh`: a new flight even when cached).
    * `touched`: cache keys the JS mirror answered since the last call, for the LRU order.
+   * `traceparent`: the caller's span (W3C), sent upstream when well-formed (trace.rs).
    */
-  fetch(key: string, url: string, refresh: boolean, touched: Array<string>): Promise<NativeReply>
+  fetch(key: string, url: string, refresh: boolean, touched: Array<string>, traceparent?: string | undefined | null): Promise<NativeReply>
   invalidate(key?: string | undefined | null): void
   /**
    * Push invalidation (`secretChanged`): the cache keys a change of (`vault`, `name`) makes
@@ -95,6 +96,12 @@ export interface NativeEvent {
   durationMs: number
   changed?: boolean
   version?: string
+  /** When it ended (unix ms). */
+  endedMs: number
+  requestId?: string
+  vault?: string
+  vaultIndex?: number
+  upstream: Array<NativeUpstream>
 }
 
 export interface NativeKeys {
@@ -131,6 +138,22 @@ export interface NativeReply {
    * only under the key it was asked with, and only when that key is this one.
    */
   cacheKey?: string
+  /** On a failure: the store's request id, when it gave one. */
+  requestId?: string
+  /** Key Vault: the host of the vault this answer (or failure) is from, and its index. */
+  vault?: string
+  vaultIndex?: number
+  /** On a stale answer: how long past its expiry the value is (seconds). */
+  staleAgeSeconds?: number
+  /** The upstream requests made for this caller (none for a hit or a joined flight). */
+  upstream: Array<NativeUpstream>
+}
+
+export interface NativeRetry {
+  status?: number
+  errorType: string
+  waitMs: number
+  atMs: number
 }
 
 export interface NativeStats {
@@ -162,6 +185,26 @@ export interface NativeTokenCheck {
   ok: boolean
   code?: string
   message: string
+}
+
+/**
+ * One upstream HTTP request (its retries included), for telemetry: names, hosts, statuses,
+ * ids and codes only.
+ */
+export interface NativeUpstream {
+  /** 'secret' | 'token' | 'challenge' */
+  operation: string
+  host: string
+  vaultIndex?: number
+  status?: number
+  startedMs: number
+  durationMs: number
+  requestId?: string
+  clientRequestId?: string
+  /** 'success' | 'http_error' | 'throttled' | 'timeout' | 'connection_error' | 'bad_response' */
+  outcome: string
+  errorType?: string
+  retries: Array<NativeRetry>
 }
 
 /**

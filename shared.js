@@ -7,11 +7,14 @@
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 
 class SecretError extends Error {
-  constructor(code, message, secretKey, status) {
+  // `requestId`: the store's request id (Key Vault x-ms-request-id, Retail Server's), set only
+  // when known; what Azure support asks for (the message quotes it too).
+  constructor(code, message, secretKey, status, requestId) {
     super(message)
     this.code = code
     if (secretKey !== undefined) this.secretKey = secretKey
     if (status !== undefined && status !== null) this.status = status
+    if (typeof requestId === 'string' && requestId !== '') this.requestId = requestId
   }
 }
 SecretError.prototype.name = 'SecretError'
@@ -43,8 +46,8 @@ function typeName(v) {
   return typeof v === 'object' ? 'an object' : typeof v
 }
 
-function failure(code, message, secretKey, status, expiresOn) {
-  return new SecretValue('', undefined, new SecretError(code, message, secretKey, status), expiresOn || 0)
+function failure(code, message, secretKey, status, expiresOn, requestId) {
+  return new SecretValue('', undefined, new SecretError(code, message, secretKey, status, requestId), expiresOn || 0)
 }
 
 // A key the addon would see altered: napi turns a lone surrogate into U+FFFD, which would

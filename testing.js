@@ -116,7 +116,7 @@ function optStringList(o, name) {
 
 const KNOWN = ['source', 'secretsFile', 'watch', 'secrets', 'oun', 'allowedHosts', 'allowInsecureLoopback', 'identity', 'clientId',
   'tenantId', 'additionallyAllowedTenants', 'clientSecret', 'clientCertificatePath', 'federatedTokenFile', 'authorityHost',
-  'vaultUrls', 'cache', 'timeoutMs']
+  'vaultUrls', 'cache', 'timeoutMs', 'telemetry']
 const SOURCES = ['auto', 'local', 'memory', 'retail-server', 'key-vault']
 const IDENTITIES = ['auto', 'app-service', 'imds', 'client-secret', 'client-certificate', 'workload-identity', 'azure-cli',
   'azure-developer-cli']
@@ -179,6 +179,17 @@ function readOptions(options) {
   for (const k of keysOf(rest)) o[k] = rest[k]
   const unknown = Object.keys(o).find((k) => KNOWN.indexOf(k) < 0)
   if (unknown !== undefined) throw new TypeError(`unknown option \`${unknown}\` (known: ${KNOWN.join(', ')}, onEvent)`)
+  // As config.rs's check_telemetry: false, or { secretNames?: boolean }.
+  const telemetry = o.telemetry
+  if (telemetry !== undefined && telemetry !== null && telemetry !== false) {
+    if (!isObject(telemetry)) throw new TypeError(`option \`telemetry\` must be false or an object (got ${jsonType(telemetry)})`)
+    const extra = keysOf(telemetry).find((k) => k !== 'secretNames')
+    if (extra !== undefined) throw new TypeError(`unknown option \`telemetry.${extra}\` (known: secretNames)`)
+    const names = telemetry.secretNames
+    if (names !== undefined && names !== null && typeof names !== 'boolean') {
+      throw new TypeError(`option \`telemetry.secretNames\` must be a boolean (got ${jsonType(names)})`)
+    }
+  }
   const source = optString(o, 'source')
   if (source !== undefined && SOURCES.indexOf(source) < 0) {
     throw new TypeError(

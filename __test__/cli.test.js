@@ -75,6 +75,17 @@ test('doctor says which source auto picks and why, and warns when secrets/ is no
   expect(ok.code).toBe(0)
 })
 
+test('doctor says whether telemetry is on and where it goes (the ingestion host, never the key)', () => {
+  const key = '11111111-2222-4333-8444-555555555555'
+  const r = run(['doctor', '--offline'], {
+    cwd: t.dir,
+    env: { NODE_ENV: 'development', APPLICATIONINSIGHTS_CONNECTION_STRING: `InstrumentationKey=${key};IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/` },
+  })
+  expect(r.out).toMatch(/^telemetry: @opentelemetry\/api present; no provider registered in this process/m)
+  expect(r.out).toContain('Application Insights at westeurope-5.in.applicationinsights.azure.com')
+  expect(r.out).not.toContain(key)
+})
+
 test('doctor explains NOT_CONFIGURED', () => {
   const empty = tempDir()
   try {

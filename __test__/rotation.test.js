@@ -61,7 +61,8 @@ describe('Key Vault', () => {
     expect(refreshes[0]).toMatchObject({ changed: false, version: 'c8057e1c0e694d29a73c363af8b51e92' })
     expect(refreshes[1]).toMatchObject({ changed: true, version: '22222222222222222222222222222222' })
     expect(events.filter((e) => e.type === 'rotate')).toEqual([
-      { type: 'rotate', secretKey: 'db-password', source: 'key-vault', changed: true, version: '22222222222222222222222222222222' },
+      // With the vault (host), its place and the store's request id (issue 21).
+      { type: 'rotate', secretKey: 'db-password', source: 'key-vault', changed: true, version: '22222222222222222222222222222222', vault: '127.0.0.1', vaultIndex: 0, requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) },
     ])
   })
 

@@ -224,6 +224,17 @@ async function azureSdk() {
   row('(i) 1,000 concurrent cold calls, Key Vault', herd.challenges + herd.gets + herd.tokens, '`@azure/keyvault-secrets` (a `Map` cache does not help here)', sdk.herdRequests, 'upstream requests', '—')
 }
 
+// (k), (k′): the hit with OpenTelemetry absent, and with the SDK registered, each beside the
+// Map floor in the same Bench (bench/telemetry-hits.mjs, one process each).
+function telemetryHits() {
+  const run = (mode) => JSON.parse(execFileSync(process.execPath, [path.join(here, 'telemetry-hits.mjs'), mode], { encoding: 'utf8' }))
+  const absent = run('absent')
+  const sdk = run('sdk')
+  if (sdk.spans !== 100 || sdk.upstreamRequests !== 100) throw new Error(`a span per upstream read, none per hit: ${JSON.stringify(sdk)}`)
+  row('(k) awaited cache hit, OpenTelemetry absent', absent.hitNs, '`await Promise.resolve(map.get(k))`', absent.floorNs, 'ns/op', '≤ 1.15×')
+  row('(k′) awaited cache hit, OpenTelemetry SDK registered (traces + metrics)', sdk.hitNs, '`await Promise.resolve(map.get(k))`', sdk.floorNs, 'ns/op', '≤ 1.15×')
+}
+
 // Module load: a fresh process from require to the first answered hit, median of 5.
 function moduleLoad() {
   const time = (code) => {
@@ -252,6 +263,7 @@ function ratio(r) {
 }
 
 await hits()
+telemetryHits()
 await herd()
 await coldMiss()
 await azureSdk()

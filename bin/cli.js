@@ -283,7 +283,34 @@ async function doctor(manager, args) {
   if (d.source === 'retail-server') say(`oun: ${d.oun} (from ${d.ounOrigin})`)
   if (d.vaultUrls.length > 0) say(`vaults: ${d.vaultUrls.join(', ')}`)
   say(`cache: ${d.cacheEnabled ? 'on' : 'off'}; deadline per call: ${d.timeoutMs} ms`)
+  say(`telemetry: ${telemetryLine()}`)
   return d.configured && faults === 0 ? 0 : 1
+}
+
+// Whether OpenTelemetry is on and where it goes: the API, the providers registered (in this
+// process: an app registers its own at start-up), an Application Insights connection string
+// (its ingestion host only; never the key).
+function telemetryLine() {
+  const t = require('../telemetry.js').describe()
+  if (!t.api) return 'off: @opentelemetry/api is not installed (npm install @opentelemetry/api and an SDK to turn it on)'
+  const providers = t.tracerProvider || t.meterProvider
+    ? `tracer provider: ${t.tracerProvider || 'none'}, meter provider: ${t.meterProvider || 'none'}`
+    : 'no provider registered in this process, so nothing is recorded here (the app registers one at start-up, e.g. useAzureMonitor())'
+  let where = ''
+  const cs = process.env.APPLICATIONINSIGHTS_CONNECTION_STRING
+  if (typeof cs === 'string' && cs !== '') {
+    const m = /(?:^|;)\s*IngestionEndpoint\s*=\s*([^;]+)/i.exec(cs)
+    let host = 'the default ingestion endpoint'
+    if (m) {
+      try {
+        host = new URL(m[1].trim()).host
+      } catch (e) {
+        host = 'an ingestion endpoint that is not a url'
+      }
+    }
+    where = `; APPLICATIONINSIGHTS_CONNECTION_STRING is set (Application Insights at ${host})`
+  }
+  return `@opentelemetry/api present; ${providers}${where}`
 }
 
 // Whether the constructor's error came from the environment: the same options build a manager

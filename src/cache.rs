@@ -277,6 +277,12 @@ pub struct BackgroundEvent {
     pub changed: Option<bool>,
     /// Key Vault's version (the last segment of the id), when known.
     pub version: Option<Box<str>>,
+    /// When it ended (unix ms), for its span.
+    pub ended_ms: f64,
+    /// The store's request id of a failure, when it gave one.
+    pub request_id: Option<String>,
+    /// Its upstream requests (trace.rs), for spans and metrics.
+    pub upstream: crate::trace::Upstream,
 }
 
 /// The change log the JS mirror follows (see `Cache::sync`).

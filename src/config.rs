@@ -239,7 +239,27 @@ const KNOWN: &[&str] = &[
     "vaultUrls",
     "cache",
     "timeoutMs",
+    "telemetry",
 ];
+
+/// `telemetry`: false, or an object with an optional boolean `secretNames`. Consumed by the JS
+/// layer (telemetry.js); checked here so the constructor says what is wrong, as for any option.
+fn check_telemetry(v: Option<&Value>) -> Result<(), String> {
+    let o = match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(()),
+        Some(Value::Object(o)) => o,
+        Some(v) => return Err(bad("telemetry", "false or an object", v)),
+    };
+    if let Some(k) = o.keys().find(|k| k.as_str() != "secretNames") {
+        return Err(format!(
+            "unknown option `telemetry.{k}` (known: secretNames)"
+        ));
+    }
+    match o.get("secretNames") {
+        None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
+        Some(v) => Err(bad("telemetry.secretNames", "a boolean", v)),
+    }
+}
 
 const CACHE_KNOWN: &[&str] = &[
     "refreshAfterSeconds",
@@ -332,6 +352,7 @@ impl Config {
                 KNOWN.join(", ")
             ));
         }
+        check_telemetry(o.get("telemetry"))?;
 
         let (requested, requested_by) = match opt_string(o, "source")? {
             Some(s) => match SourceKind::parse(&s) {
@@ -908,6 +929,22 @@ mod tests {
             (json!({"oun": ""}), "`oun`"),
             (json!({"clientSecret": 5}), "`clientSecret`"),
             (json!([1]), "options must be an object"),
+            (
+                json!({"telemetry": true}),
+                "option `telemetry` must be false or an object (got a boolean)",
+            ),
+            (
+                json!({"telemetry": "on"}),
+                "`telemetry` must be false or an object",
+            ),
+            (
+                json!({"telemetry": {"secretNames": "yes"}}),
+                "option `telemetry.secretNames` must be a boolean (got a string)",
+            ),
+            (
+                json!({"telemetry": {"names": true}}),
+                "unknown option `telemetry.names`",
+            ),
         ] {
             let err = cfg(o.clone(), &[]).unwrap_err();
             assert!(err.contains(needle), "{o}: {err}");

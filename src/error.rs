@@ -96,6 +96,9 @@ pub struct SecretError {
     /// A passing fault whatever the code (e.g. the identity endpoint refused the connection:
     /// IDENTITY_UNAVAILABLE, but as transient as a 5xx): stale values may be served.
     pub transient: bool,
+    /// The store's request id (Key Vault `x-ms-request-id`, Retail Server's), when it gave
+    /// one: not a secret, and only a sane token (`trace::sane_request_id`) is kept.
+    pub request_id: Option<String>,
 }
 
 impl SecretError {
@@ -107,6 +110,7 @@ impl SecretError {
             message: crate::secret::scrub(message.into()),
             status: None,
             transient: false,
+            request_id: None,
         }
     }
 
@@ -117,6 +121,12 @@ impl SecretError {
 
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Sets the store's request id, if it is a sane token (else there is none).
+    pub fn with_request_id(mut self, id: Option<&str>) -> Self {
+        self.request_id = id.and_then(crate::trace::sane_request_id);
         self
     }
 }
@@ -139,6 +149,20 @@ mod tests {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
         }
         assert_eq!(ErrorCode::parse("nope"), None);
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let e = SecretError::new(ErrorCode::NotFound, "x");
+        assert_eq!(
+            e.clone()
+                .with_request_id(Some("ab-12"))
+                .request_id
+                .as_deref(),
+            Some("ab-12")
+        );
+        assert_eq!(e.clone().with_request_id(Some("a b")).request_id, None);
+        assert_eq!(e.with_request_id(None).request_id, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use crate::error::{ErrorCode, SecretError};
 use crate::hosts::HostPolicy;
 use crate::secret::SecretString;
+use crate::trace::{self, Operation, Retry, UpstreamRecord};
 use once_cell::sync::Lazy;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::Method;
@@ -38,6 +39,11 @@ pub struct Call<'a> {
     /// Statuses retried besides 429 and 5xx (IMDS: 404, 410).
     pub retry_statuses: &'static [u16],
     pub max_attempts: u32,
+    /// What the request is for, in its telemetry record; None: a secret when it carries a
+    /// bearer token, else a token request (identity endpoints make most token-less calls).
+    pub operation: Option<Operation>,
+    /// Key Vault: the vault's place (0, 1) in the ordered fallback.
+    pub vault_index: Option<u8>,
 }
 
 /// A form may carry a client secret or a client assertion: wiped when the call is dropped.
@@ -60,7 +66,17 @@ impl<'a> Call<'a> {
             form: None,
             retry_statuses: &[],
             max_attempts: MAX_ATTEMPTS,
+            operation: None,
+            vault_index: None,
         }
+    }
+
+    fn operation(&self) -> Operation {
+        self.operation.unwrap_or(if self.bearer.is_some() {
+            Operation::Secret
+        } else {
+            Operation::Token
+        })
     }
 }
 
@@ -293,10 +309,11 @@ impl Http {
     async fn attempt(
         client: &reqwest::Client,
         call: &Call<'_>,
+        extra: &[(&'static str, String)],
         remaining: Duration,
     ) -> Result<HttpResponse, Fault> {
         let mut headers = HeaderMap::new();
-        for (name, value) in &call.headers {
+        for (name, value) in call.headers.iter().chain(extra) {
             let v = HeaderValue::from_str(value)
                 .map_err(|_| Fault::Build(format!("header {name} is not valid")))?;
             headers.insert(HeaderName::from_static(name), v);
@@ -400,6 +417,77 @@ impl Http {
                 )
             })?;
         }
+        // Correlation: one client request id for the request and its retries; the caller's
+        // traceparent when it had a span (trace.rs).
+        let client_request_id = trace::client_request_id();
+        let mut extra = Vec::with_capacity(2);
+        if let Some(id) = &client_request_id {
+            extra.push(("x-ms-client-request-id", id.clone()));
+        }
+        if let Some(tp) = trace::traceparent() {
+            extra.push(("traceparent", tp));
+        }
+        let started = Instant::now();
+        let started_ms = trace::now_ms();
+        let mut retries = Vec::new();
+        let result = self
+            .attempts(client, call, &extra, deadline, what, &mut retries)
+            .await;
+        let operation = call.operation();
+        let (status, outcome, error_type, request_id) = match &result {
+            Ok(r) => {
+                let (outcome, error_type) = match r.status {
+                    s if (200..300).contains(&s) => ("success", None),
+                    // The challenge is a 401 by design.
+                    401 if operation == Operation::Challenge => ("success", None),
+                    429 => ("throttled", Some("THROTTLED")),
+                    s => (
+                        "http_error",
+                        Some(trace::error_type_of_status(operation, s)),
+                    ),
+                };
+                (
+                    Some(r.status),
+                    outcome,
+                    error_type,
+                    trace::request_id(&r.headers),
+                )
+            }
+            Err(e) => {
+                let outcome = match e.code {
+                    ErrorCode::Timeout => "timeout",
+                    ErrorCode::Unavailable => "connection_error",
+                    _ => "bad_response",
+                };
+                (None, outcome, Some(e.code.as_str()), None)
+            }
+        };
+        trace::record(UpstreamRecord {
+            operation,
+            host: host_of(&call.url),
+            vault_index: call.vault_index,
+            status,
+            started_ms,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            request_id,
+            client_request_id,
+            outcome,
+            error_type,
+            retries,
+        });
+        result
+    }
+
+    /// The attempts of one request, retried as the module says, until `deadline`.
+    async fn attempts(
+        &self,
+        client: &reqwest::Client,
+        call: &Call<'_>,
+        extra: &[(&'static str, String)],
+        deadline: Instant,
+        what: &str,
+        retries: &mut Vec<Retry>,
+    ) -> Result<HttpResponse, SecretError> {
         let place = origin(&call.url);
         let timeout = || {
             SecretError::new(
@@ -416,7 +504,7 @@ impl Http {
             }
             let outcome = match tokio::time::timeout_at(
                 deadline,
-                Http::attempt(client, call, deadline - now),
+                Http::attempt(client, call, extra, deadline - now),
             )
             .await
             {
@@ -466,6 +554,22 @@ impl Http {
                 // The wait the server asks for does not fit: answer now rather than time out.
                 return last;
             }
+            let (status, error_type) = match &last {
+                Ok(r) => (
+                    Some(r.status),
+                    trace::error_type_of_status(call.operation(), r.status),
+                ),
+                Err(e) => (None, e.code.as_str()),
+            };
+            trace::push_retry(
+                retries,
+                Retry {
+                    status,
+                    error_type,
+                    wait_ms: wait.as_secs_f64() * 1000.0,
+                    at_ms: trace::now_ms(),
+                },
+            );
             tokio::time::sleep(wait).await;
         }
     }

@@ -16,6 +16,7 @@ pub mod manager;
 pub mod secret;
 pub mod source;
 pub mod time;
+pub mod trace;
 
 use cache::{Answer, Event, Mode};
 use config::Config;
@@ -56,6 +57,70 @@ pub struct NativeReply {
     /// the source uses it); absent when the cache was not asked. The JS mirror keeps an answer
     /// only under the key it was asked with, and only when that key is this one.
     pub cache_key: Option<String>,
+    /// On a failure: the store's request id, when it gave one.
+    pub request_id: Option<String>,
+    /// Key Vault: the host of the vault this answer (or failure) is from, and its index.
+    pub vault: Option<String>,
+    pub vault_index: Option<u32>,
+    /// On a stale answer: how long past its expiry the value is (seconds).
+    pub stale_age_seconds: Option<f64>,
+    /// The upstream requests made for this caller (none for a hit or a joined flight).
+    pub upstream: Vec<NativeUpstream>,
+}
+
+/// One upstream HTTP request (its retries included), for telemetry: names, hosts, statuses,
+/// ids and codes only.
+#[napi(object)]
+pub struct NativeUpstream {
+    /// 'secret' | 'token' | 'challenge'
+    pub operation: String,
+    pub host: String,
+    pub vault_index: Option<u32>,
+    pub status: Option<u32>,
+    pub started_ms: f64,
+    pub duration_ms: f64,
+    pub request_id: Option<String>,
+    pub client_request_id: Option<String>,
+    /// 'success' | 'http_error' | 'throttled' | 'timeout' | 'connection_error' | 'bad_response'
+    pub outcome: String,
+    pub error_type: Option<String>,
+    pub retries: Vec<NativeRetry>,
+}
+
+#[napi(object)]
+pub struct NativeRetry {
+    pub status: Option<u32>,
+    pub error_type: String,
+    pub wait_ms: f64,
+    pub at_ms: f64,
+}
+
+fn native_upstream(records: Vec<trace::UpstreamRecord>) -> Vec<NativeUpstream> {
+    records
+        .into_iter()
+        .map(|r| NativeUpstream {
+            operation: r.operation.as_str().to_owned(),
+            host: r.host,
+            vault_index: r.vault_index.map(u32::from),
+            status: r.status.map(u32::from),
+            started_ms: r.started_ms,
+            duration_ms: r.duration_ms,
+            request_id: r.request_id,
+            client_request_id: r.client_request_id,
+            outcome: r.outcome.to_owned(),
+            error_type: r.error_type.map(str::to_owned),
+            retries: r
+                .retries
+                .into_iter()
+                .map(|x| NativeRetry {
+                    status: x.status.map(u32::from),
+                    error_type: x.error_type.to_owned(),
+                    wait_ms: x.wait_ms,
+                    at_ms: x.at_ms,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Push invalidation's targets: the cache keys to refresh, or why the call was refused.
@@ -89,6 +154,12 @@ pub struct NativeEvent {
     pub duration_ms: f64,
     pub changed: Option<bool>,
     pub version: Option<String>,
+    /// When it ended (unix ms).
+    pub ended_ms: f64,
+    pub request_id: Option<String>,
+    pub vault: Option<String>,
+    pub vault_index: Option<u32>,
+    pub upstream: Vec<NativeUpstream>,
 }
 
 #[napi(object)]
@@ -164,8 +235,19 @@ fn event_name(e: Event) -> &'static str {
     }
 }
 
-fn to_native(keyed: manager::Keyed) -> NativeReply {
+fn to_native(keyed: manager::Keyed, clock: &dyn time::Clock) -> NativeReply {
     let r = keyed.reply;
+    let upstream = keyed.upstream;
+    let stale_age_seconds = match (&r.answer, r.event) {
+        (Answer::Value { expires_at, .. }, Event::Stale) => {
+            Some((clock.now() - expires_at).max(0.0))
+        }
+        _ => None,
+    };
+    let request_id = match &r.answer {
+        Answer::Error(e) => e.request_id.clone(),
+        Answer::Value { .. } => None,
+    };
     let (value, id, expires_on, code, message, status, event) = match &r.answer {
         Answer::Value { secret, expires_at } => (
             Some(secret.value.expose().to_owned()),
@@ -206,6 +288,11 @@ fn to_native(keyed: manager::Keyed) -> NativeReply {
             Answer::Error(_) => None,
         },
         cache_key: keyed.cache_key,
+        request_id,
+        vault: upstream.vault,
+        vault_index: upstream.vault_index.map(u32::from),
+        stale_age_seconds,
+        upstream: native_upstream(upstream.records),
     }
 }
 
@@ -291,6 +378,11 @@ impl NativeManager {
                     duration_ms: e.duration_ms,
                     changed: e.changed,
                     version: e.version.map(String::from),
+                    ended_ms: e.ended_ms,
+                    request_id: e.request_id,
+                    vault: e.upstream.vault,
+                    vault_index: e.upstream.vault_index.map(u32::from),
+                    upstream: native_upstream(e.upstream.records),
                 })
                 .collect(),
         }
@@ -301,7 +393,9 @@ impl NativeManager {
     /// refresh-ahead due has started it in the background.
     #[napi]
     pub fn lookup(&self, key: String, url: String) -> Option<NativeReply> {
-        self.inner.lookup(&key, &url).map(to_native)
+        self.inner
+            .lookup(&key, &url)
+            .map(|k| to_native(k, &*self.inner.clock))
     }
 
     /// Whether the url is part of the cache key (`url NUL key`).
@@ -312,6 +406,7 @@ impl NativeManager {
 
     /// Go upstream through the single flight (`refresh`: a new flight even when cached).
     /// `touched`: cache keys the JS mirror answered since the last call, for the LRU order.
+    /// `traceparent`: the caller's span (W3C), sent upstream when well-formed (trace.rs).
     #[napi(ts_return_type = "Promise<NativeReply>")]
     pub fn fetch<'env>(
         &self,
@@ -320,13 +415,15 @@ impl NativeManager {
         url: String,
         refresh: bool,
         touched: Vec<String>,
+        traceparent: Option<String>,
     ) -> Result<PromiseRaw<'env, NativeReply>> {
         let inner = self.inner.clone();
         let mode = if refresh { Mode::Refresh } else { Mode::Get };
         env.spawn_future(async move {
             let started = Instant::now();
             inner.cache.touch(&touched);
-            let mut out = to_native(inner.fetch(key, url, mode).await);
+            let keyed = inner.clone().fetch(key, url, mode, traceparent).await;
+            let mut out = to_native(keyed, &*inner.clock);
             out.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             Ok(out)
         })

@@ -13,6 +13,7 @@ use crate::source::memory::MemorySource;
 use crate::source::retail_server::{self as retail, RetailServerSource};
 use crate::source::{validate_key, Source, Unconfigured};
 use crate::time;
+use crate::trace::{FlightTrace, Upstream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,9 @@ pub struct Remote {
 pub struct Keyed {
     pub reply: Reply,
     pub cache_key: Option<String>,
+    /// What the upstream requests made for this caller were (none for a hit or a joined
+    /// flight): for telemetry (trace.rs).
+    pub upstream: Upstream,
 }
 
 pub struct Manager {
@@ -237,6 +241,7 @@ impl Manager {
                 return Some(Keyed {
                     reply,
                     cache_key: None,
+                    upstream: Upstream::default(),
                 })
             }
         };
@@ -250,6 +255,7 @@ impl Manager {
         Some(Keyed {
             reply,
             cache_key: Some(ck),
+            upstream: Upstream::default(),
         })
     }
 
@@ -282,14 +288,15 @@ impl Manager {
 
     async fn refresh_in_background(self: Arc<Self>, key: String, url: String) {
         let started = Instant::now();
-        let reply = self
+        let Keyed {
+            reply, upstream, ..
+        } = self
             .clone()
-            .fetch(key.clone(), url, Mode::Background)
-            .await
-            .reply;
-        let (code, version) = match &reply.answer {
-            Answer::Error(e) => (Some(e.code), None),
-            Answer::Value { secret, .. } => (None, version_of(secret.id.as_deref())),
+            .fetch(key.clone(), url, Mode::Background, None)
+            .await;
+        let (code, version, request_id) = match &reply.answer {
+            Answer::Error(e) => (Some(e.code), None, e.request_id.clone()),
+            Answer::Value { secret, .. } => (None, version_of(secret.id.as_deref()), None),
         };
         if code != Some(ErrorCode::Closed) {
             self.cache.record_event(BackgroundEvent {
@@ -298,22 +305,36 @@ impl Manager {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 changed: reply.changed,
                 version,
+                ended_ms: crate::trace::now_ms(),
+                request_id,
+                upstream,
             });
         }
     }
 
     /// Go upstream through the single flight (see `Cache::fetch` for the modes), within the
     /// call's deadline.
-    pub async fn fetch(self: Arc<Self>, key: String, url: String, mode: Mode) -> Keyed {
+    /// `traceparent`: the caller's span (W3C), sent with every request of a flight this call
+    /// starts (checked: a malformed one is dropped).
+    pub async fn fetch(
+        self: Arc<Self>,
+        key: String,
+        url: String,
+        mode: Mode,
+        traceparent: Option<String>,
+    ) -> Keyed {
         let ck = match self.resolve(&key, &url) {
             Ok(ck) => ck,
             Err(reply) => {
                 return Keyed {
                     reply,
                     cache_key: None,
+                    upstream: Upstream::default(),
                 }
             }
         };
+        let trace = FlightTrace::new(traceparent);
+        let flight_trace = trace.clone();
         // The source is given the canonical key: every form of it shares this flight.
         let key = secret_key_of(&ck).to_owned();
         let (source, timeout, kind) = (self.source.clone(), self.timeout, self.source.kind());
@@ -322,7 +343,7 @@ impl Manager {
             .cache
             .fetch(&ck, mode, move || {
                 let k = key.clone();
-                Box::pin(async move {
+                Box::pin(crate::trace::scope(flight_trace, async move {
                     let deadline = time::after(timeout);
                     match tokio::time::timeout_at(deadline, source.fetch(key, url, deadline)).await
                     {
@@ -335,12 +356,13 @@ impl Manager {
                             ),
                         )),
                     }
-                })
+                }))
             })
             .await;
         Keyed {
             reply,
             cache_key: Some(ck),
+            upstream: trace.take(),
         }
     }
 

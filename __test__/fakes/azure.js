@@ -3,6 +3,15 @@
 // recorded exchanges (see protocol.md §3): an App Service token reply has `expires_on` as a
 // string of epoch seconds; Retail Server answers OData.
 const { startServer } = require('./server')
+const { randomUUID } = require('node:crypto')
+
+// Request ids, as the real services send them: Key Vault `x-ms-request-id` on every reply,
+// Retail Server `request-id`. Each fake lists the ids it sent (`fake.requestIds`), in order.
+function requestIdHeader(fake, name) {
+  const id = randomUUID()
+  fake.requestIds.push(id)
+  return { [name]: id }
+}
 
 const RESOURCE = 'https://commerce.dynamics.com'
 
@@ -60,6 +69,7 @@ function retailError(status, id, message) {
 async function startRetailServer(values = {}) {
   const fake = await startServer()
   fake.values = values
+  fake.requestIds = []
   fake.setDefault((req, res) => {
     const m = /secretName='(.*)'\)$/.exec(decodeURIComponent(req.url.split('?')[0]))
     const name = m ? m[1].replace(/''/g, "'") : undefined
@@ -67,7 +77,7 @@ async function startRetailServer(values = {}) {
       name !== undefined && name in fake.values
         ? odata(fake.values[name])
         : retailError(404, 'Microsoft_Dynamics_Commerce_Runtime_SecretNotFound', `No secret named ${name}.`)
-    res.writeHead(r.status, { 'content-type': 'application/json' })
+    res.writeHead(r.status, { 'content-type': 'application/json', ...requestIdHeader(fake, 'request-id') })
     res.end(JSON.stringify(r.body))
   })
   return fake
@@ -138,10 +148,11 @@ async function startAad(expect = {}) {
 async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', resource = 'https://vault.azure.net' } = {}) {
   const fake = await startServer()
   fake.secrets = secrets
+  fake.requestIds = []
   fake.tenant = tenant
   fake.resource = resource
   const json = (res, status, body, headers = {}) => {
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...requestIdHeader(fake, 'x-ms-request-id'), ...headers })
     res.end(JSON.stringify(body))
   }
   // fake.delayMs: every answer comes that much later (a slow vault).

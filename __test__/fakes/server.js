@@ -22,6 +22,7 @@ async function startServer(defaultReply = { status: 404, body: '' }) {
         query: Object.fromEntries(url.searchParams),
         headers: req.headers,
         body: Buffer.concat(chunks).toString('utf8'),
+        rawBuffer: Buffer.concat(chunks), // the bytes as sent (a gzip body, say)
       })
       const reply = script.length > 0 ? script.shift() : defaultReply
       answer(reply, req, res)

@@ -104,6 +104,7 @@ impl KeyVaultSource {
         vault: &Vault,
         url: &Url,
         key: &str,
+        index: Option<u8>,
         deadline: Instant,
     ) -> Result<Result<Challenge, HttpResponse>, SecretError> {
         if let Some(c) = vault.known() {
@@ -121,10 +122,10 @@ impl KeyVaultSource {
             return Ok(Ok(c));
         }
         let what = format!("secret '{key}' in {}", vault.origin());
-        let reply = self
-            .http
-            .send(&Call::get(url.clone()), deadline, &what)
-            .await?;
+        let mut call = Call::get(url.clone());
+        call.operation = Some(crate::trace::Operation::Challenge);
+        call.vault_index = index;
+        let reply = self.http.send(&call, deadline, &what).await?;
         if reply.status != 401 {
             return Ok(Err(reply));
         }
@@ -220,6 +221,7 @@ impl KeyVaultSource {
     async fn read_from(
         &self,
         vault: &Vault,
+        index: Option<u8>,
         key: &str,
         name: &str,
         version: Option<&str>,
@@ -230,7 +232,7 @@ impl KeyVaultSource {
         let known = vault.known().or_else(|| self.presumed(vault));
         let challenge = match known {
             Some(c) => Ok(c),
-            None => self.challenge(vault, &url, key, deadline).await?,
+            None => self.challenge(vault, &url, key, index, deadline).await?,
         };
         let challenge = match challenge {
             Ok(c) => c,
@@ -261,7 +263,11 @@ impl KeyVaultSource {
                 deadline,
             },
             target,
-            || Call::get(url.clone()),
+            || {
+                let mut call = Call::get(url.clone());
+                call.vault_index = index;
+                call
+            },
             relearn,
             with_key,
         )
@@ -357,8 +363,9 @@ impl KeyVaultSource {
         let version = id.version.as_deref();
         if let Some(origin) = &id.vault {
             let vault = self.vault_at(origin)?;
+            crate::trace::note_vault(vault.url.host_str().unwrap_or(""), None);
             return self
-                .read_from(&vault, &key, &id.name, version, deadline)
+                .read_from(&vault, None, &key, &id.name, version, deadline)
                 .await;
         }
         let mut failures: Vec<SecretError> = Vec::new();
@@ -372,7 +379,8 @@ impl KeyVaultSource {
             } else {
                 now + (deadline.saturating_duration_since(now)) / 2
             };
-            let read = self.read_from(vault, &key, &id.name, version, budget);
+            let index = u8::try_from(i).ok();
+            let read = self.read_from(vault, index, &key, &id.name, version, budget);
             let result = match tokio::time::timeout_at(budget, read).await {
                 Ok(r) => r,
                 Err(_) => Err(SecretError::new(
@@ -381,7 +389,10 @@ impl KeyVaultSource {
                 )),
             };
             match result {
-                Ok(secret) => return Ok(secret),
+                Ok(secret) => {
+                    crate::trace::note_vault(vault.url.host_str().unwrap_or(""), index);
+                    return Ok(secret);
+                }
                 Err(e) => {
                     let next = matches!(
                         e.code,
@@ -398,7 +409,11 @@ impl KeyVaultSource {
                 }
             }
         }
-        Err(combine(&key, failures))
+        let (error, at) = combine(&key, failures);
+        if let Some(v) = self.vaults.get(at) {
+            crate::trace::note_vault(v.url.host_str().unwrap_or(""), u8::try_from(at).ok());
+        }
+        Err(error)
     }
 
     /// The cache keys a change of (`vault`, `name`) can make stale: the plain name when the
@@ -485,14 +500,18 @@ impl KeyVaultSource {
 
 /// One error naming every vault asked. A transient failure wins: the secret may well be in
 /// the vault that could not answer, so this must not look like a definite NOT_FOUND.
-fn combine(key: &str, mut failures: Vec<SecretError>) -> SecretError {
+/// Also says which failure (the vault's index) it took the code of.
+fn combine(key: &str, mut failures: Vec<SecretError>) -> (SecretError, usize) {
     if failures.len() <= 1 {
-        return failures.pop().unwrap_or_else(|| {
-            SecretError::new(
-                ErrorCode::NotConfigured,
-                format!("secret '{key}': no vault is configured"),
-            )
-        });
+        return (
+            failures.pop().unwrap_or_else(|| {
+                SecretError::new(
+                    ErrorCode::NotConfigured,
+                    format!("secret '{key}': no vault is configured"),
+                )
+            }),
+            0,
+        );
     }
     let pick = failures
         .iter()
@@ -512,7 +531,7 @@ fn combine(key: &str, mut failures: Vec<SecretError>) -> SecretError {
             .join("; then ")
     );
     let chosen = failures.swap_remove(pick);
-    SecretError { message, ..chosen }
+    (SecretError { message, ..chosen }, pick)
 }
 
 impl KeyVaultSource {
@@ -524,7 +543,13 @@ impl KeyVaultSource {
             })?;
             let url = vault.secret_url("commerce-secret-manager-probe", None);
             let c = match self
-                .challenge(vault, &url, "commerce-secret-manager-probe", deadline)
+                .challenge(
+                    vault,
+                    &url,
+                    "commerce-secret-manager-probe",
+                    Some(0),
+                    deadline,
+                )
                 .await?
             {
                 Ok(c) => c,
@@ -589,10 +614,10 @@ mod tests {
         .with_status(503);
         let b = SecretError::new(ErrorCode::NotFound, "secret 'k' in https://b: not found")
             .with_status(404);
-        let e = combine("k", vec![a, b]);
-        assert_eq!(e.code, ErrorCode::Unavailable);
+        let (e, at) = combine("k", vec![a, b]);
+        assert_eq!((e.code, at), (ErrorCode::Unavailable, 0));
         assert_eq!(e.message, "secret 'k': every vault failed: https://a: 503 after retrying; then https://b: not found");
-        let both_missing = combine(
+        let (both_missing, _) = combine(
             "k",
             vec![
                 SecretError::new(ErrorCode::NotFound, "x"),

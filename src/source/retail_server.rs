@@ -131,13 +131,19 @@ pub fn error_details(body: &[u8]) -> String {
 
 fn map_reply(key: &str, what: &str, reply: HttpResponse) -> Result<Secret, SecretError> {
     let status = reply.status;
+    // Retail Server's request id (request-id / ms-request-id; trace::request_id), quoted.
+    let request_id = crate::trace::request_id(&reply.headers);
     if reply.ok() {
         let bad = || {
             SecretError::new(
                 ErrorCode::BadResponse,
-                format!("{what}: the reply is not OData JSON with a string value"),
+                format!(
+                    "{what}: the reply is not OData JSON with a string value{}",
+                    crate::trace::quoted(request_id.as_deref())
+                ),
             )
             .with_status(status)
+            .with_request_id(request_id.as_deref())
         };
         let v = crate::secret::WipedJson::parse(&reply.body).map_err(|_| bad())?;
         return match v.get("value") {
@@ -173,7 +179,15 @@ fn map_reply(key: &str, what: &str, reply: HttpResponse) -> Result<Secret, Secre
             format!("{what}: unexpected status {s}"),
         ),
     };
-    Err(SecretError::new(code, format!("{said}{details}")).with_status(status))
+    Err(SecretError::new(
+        code,
+        format!(
+            "{said}{details}{}",
+            crate::trace::quoted(request_id.as_deref())
+        ),
+    )
+    .with_status(status)
+    .with_request_id(request_id.as_deref()))
 }
 
 impl RetailServerSource {

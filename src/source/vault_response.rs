@@ -39,8 +39,18 @@ pub fn map_reply(
     now: f64,
 ) -> Result<Secret, SecretError> {
     let status = reply.status;
+    // Key Vault's x-ms-request-id: what Azure support asks for, so it is in the message too.
+    let request_id = crate::trace::request_id(&reply.headers);
     let err = |code: ErrorCode, m: String| {
-        Err(SecretError::new(code, format!("secret '{key}' in {vault}: {m}")).with_status(status))
+        Err(SecretError::new(
+            code,
+            format!(
+                "secret '{key}' in {vault}: {m}{}",
+                crate::trace::quoted(request_id.as_deref())
+            ),
+        )
+        .with_status(status)
+        .with_request_id(request_id.as_deref()))
     };
     if reply.ok() {
         let v = match crate::secret::WipedJson::parse(&reply.body) {
@@ -181,5 +191,31 @@ mod tests {
             assert_eq!(e.code, code, "{status} {body}");
             assert!(e.message.contains(needle), "{}", e.message);
         }
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            "x-ms-request-id",
+            "4c5b1c6e-0000-4000-8000-000000000001".parse().unwrap(),
+        );
+        let e = map_reply(
+            "k",
+            "v",
+            &HttpResponse {
+                status: 404,
+                headers: h,
+                body: Vec::new(),
+            },
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some("4c5b1c6e-0000-4000-8000-000000000001")
+        );
+        assert!(
+            e.message
+                .ends_with("(request id 4c5b1c6e-0000-4000-8000-000000000001)"),
+            "{}",
+            e.message
+        );
     }
 }
