@@ -11,6 +11,9 @@ const crypto = require('crypto')
 
 const MAX_BODY_BYTES = 1024 * 1024 // Event Grid's own limit for a batch
 const VALIDATION = 'Microsoft.EventGrid.SubscriptionValidationEvent'
+const KEY_VAULT_EVENTS = 'Microsoft.KeyVault.'
+// At most this many spreadMs refreshes waiting at once, per handler.
+const MAX_SCHEDULED = 10000
 const SECRET_EVENTS = [
   'Microsoft.KeyVault.SecretNewVersionCreated',
   'Microsoft.KeyVault.SecretNearExpiry',
@@ -43,9 +46,13 @@ function presentedCode(req) {
 
 // The body as parsed JSON: Express's already-parsed body, or read from the stream (capped).
 function readBody(req) {
-  if (req.body !== undefined && req.body !== null && typeof req.body === 'object' && !Buffer.isBuffer(req.body)) {
-    return Promise.resolve({ json: req.body })
-  }
+  // Express's body-parser sets req.body = {} for content types it does not parse (CloudEvents'
+  // application/cloudevents+json among them): an object counts as parsed only when the parser
+  // says so (req._body) or it has content; else the stream is read, if it still can be.
+  const parsed =
+    req.body !== undefined && req.body !== null && typeof req.body === 'object' && !Buffer.isBuffer(req.body) &&
+    (req._body === true || Array.isArray(req.body) || Object.keys(req.body).length > 0 || req.readable === false)
+  if (parsed) return Promise.resolve({ json: req.body })
   if (typeof req.body === 'string' || Buffer.isBuffer(req.body)) {
     const text = String(req.body)
     if (Buffer.byteLength(text) > MAX_BODY_BYTES) return Promise.resolve({ status: 413 })
@@ -119,6 +126,8 @@ function makeSeen() {
       ids.add(id)
       if (ids.size > SEEN_IDS) ids.delete(ids.values().next().value)
     },
+    // A delivery whose refresh failed: its redelivery must count.
+    delete: (id) => ids.delete(id),
   }
 }
 
@@ -157,22 +166,26 @@ function createEventGridHandler(manager, options) {
     throw new TypeError('createEventGridHandler: options.spreadMs must be a number from 0 to 600000')
   }
   const seen = makeSeen()
+  const scheduled = { count: 0 }
   return function eventGridHandler(req, res) {
     Promise.resolve()
-      .then(() => handle(manager, sharedSecret, spreadMs, seen, req, res))
+      .then(() => handle(manager, sharedSecret, spreadMs, seen, scheduled, req, res))
       .catch(() => send(res, 500, { error: 'the event could not be handled' }))
   }
 }
 
 // One event: its secret's refresh through manager.secretChanged, or why it was refused.
 function changed(manager, change) {
-  return manager.secretChanged(change.vault, change.name).then(
-    (r) => ({ name: change.name, ok: true, refreshed: r.refreshed }),
+  // The manager's own variant also says how many refreshes failed (a test double has only
+  // the public one).
+  const call = typeof manager._secretChanged === 'function' ? manager._secretChanged(change.vault, change.name) : manager.secretChanged(change.vault, change.name)
+  return call.then(
+    (r) => ({ name: change.name, ok: !(r.failed > 0), refreshed: r.refreshed, failed: r.failed || 0 }),
     (e) => ({ name: change.name, ok: false, refused: true, code: e && e.code, message: e && e.message }),
   )
 }
 
-async function handle(manager, sharedSecret, spreadMs, seen, req, res) {
+async function handle(manager, sharedSecret, spreadMs, seen, scheduled, req, res) {
   if (!sameSecret(presentedCode(req), sharedSecret)) return send(res, 401, { error: 'the shared secret is missing or wrong' })
   // CloudEvents 1.0 abuse-protection handshake.
   if (req.method === 'OPTIONS') {
@@ -192,15 +205,24 @@ async function handle(manager, sharedSecret, spreadMs, seen, req, res) {
     if (typeof code !== 'string' || code === '') return send(res, 400, { error: 'no validationCode' })
     return send(res, 200, { validationResponse: code })
   }
-  if (!events.every((e) => SECRET_EVENTS.includes(e.type) && e.data && typeof e.data === 'object' && typeof e.data.ObjectName === 'string')) {
-    return send(res, 400, { error: `only ${SECRET_EVENTS.join(', ')} with data.ObjectName are handled` })
+  // A vault's subscription may carry key and certificate events too: those are acknowledged
+  // and skipped, so a mixed batch still gets its secret events handled. A batch with nothing
+  // of Key Vault's, or a secret event without data.ObjectName, is refused (400, final).
+  const isSecretEvent = (e) => SECRET_EVENTS.includes(e.type)
+  if (!events.some((e) => typeof e.type === 'string' && e.type.indexOf(KEY_VAULT_EVENTS) === 0)) {
+    return send(res, 400, { error: `only Key Vault events (${SECRET_EVENTS.join(', ')}) are handled` })
   }
+  if (!events.filter(isSecretEvent).every((e) => e.data && typeof e.data === 'object' && typeof e.data.ObjectName === 'string')) {
+    return send(res, 400, { error: `${SECRET_EVENTS.join(', ')} need data.ObjectName` })
+  }
+  const skipped = events.filter((e) => !isSecretEvent(e)).length
   // Redeliveries (an id handled before, or twice in this batch) cost nothing; the same secret
   // named twice is one change.
   const changes = []
-  const keyed = new Set()
+  const keyed = new Map()
   let repeated = 0
   for (const e of events) {
+    if (!isSecretEvent(e)) continue
     if (e.id !== undefined) {
       if (seen.has(e.id)) {
         repeated++
@@ -208,25 +230,41 @@ async function handle(manager, sharedSecret, spreadMs, seen, req, res) {
       }
       seen.add(e.id)
     }
-    const change = { vault: vaultOf(e.data), name: e.data.ObjectName }
+    const change = { vault: vaultOf(e.data), name: e.data.ObjectName, ids: [] }
     const k = `${change.vault}\n${change.name}`
-    if (keyed.has(k)) continue
-    keyed.add(k)
+    const same = keyed.get(k)
+    if (same !== undefined) {
+      if (e.id !== undefined) same.ids.push(e.id)
+      continue
+    }
+    if (e.id !== undefined) change.ids.push(e.id)
+    keyed.set(k, change)
     changes.push(change)
   }
   if (spreadMs > 0) {
     // A fleet that fans the event out to every instance: each refreshes at a random moment in
-    // the window, so the vault is not asked by all at once. Accepted now; unref'd timers.
+    // the window, so the vault is not asked by all at once. Accepted now; unref'd timers, at
+    // most MAX_SCHEDULED waiting at once (past that: 503, Event Grid delivers again later).
+    if (scheduled.count + changes.length > MAX_SCHEDULED) {
+      for (const c of changes) for (const id of c.ids) seen.delete(id)
+      return send(res, 503, { error: 'too many refreshes are waiting; deliver again later' })
+    }
     for (const change of changes) {
+      scheduled.count++
       const t = setTimeout(() => {
+        scheduled.count--
         manager.secretChanged(change.vault, change.name).catch(() => {})
       }, Math.random() * spreadMs)
       if (t && typeof t.unref === 'function') t.unref()
     }
-    return send(res, 202, { scheduled: changes.map((c) => c.name), withinMs: spreadMs, repeated })
+    return send(res, 202, { scheduled: changes.map((c) => c.name), withinMs: spreadMs, repeated, skipped })
   }
   const results = await eachBounded(changes, CONCURRENCY, (c) => changed(manager, c))
   const refused = results.filter((r) => r.refused)
+  // A refresh that failed (the vault down, a timeout): its events are forgotten and the answer
+  // is 503, which Event Grid retries, so the push is not lost.
+  const failed = results.filter((r) => r.failed > 0)
+  for (let i = 0; i < results.length; i++) if (results[i].failed > 0) for (const id of changes[i].ids) seen.delete(id)
   // A refusal is final (4xx: Event Grid does not retry it): an event for a vault this instance
   // does not read (403), or a name that is not a secret name (400).
   if (refused.length > 0) {
@@ -234,7 +272,10 @@ async function handle(manager, sharedSecret, spreadMs, seen, req, res) {
     const error = status === 403 ? 'an event is for a vault this instance does not read' : 'an event names no Key Vault secret'
     return send(res, status, { error, refreshed: results.map(shown) })
   }
-  return send(res, 200, { refreshed: results.map(shown), repeated })
+  if (failed.length > 0) {
+    return send(res, 503, { error: 'a refresh failed; deliver again later', refreshed: results.map(shown) })
+  }
+  return send(res, 200, { refreshed: results.map(shown), repeated, skipped })
 }
 
 function shown(r) {

@@ -106,6 +106,8 @@ class SecretManager {
   _ready() {
     if (this._native !== undefined) return true
     if (this._unavailable !== undefined) return false
+    // Closed before first use (the default instance): never built, every call CLOSED.
+    if (this._closed) return false
     try {
       this._build(undefined)
       return true
@@ -116,6 +118,9 @@ class SecretManager {
   }
 
   _notConfigured(secretKey) {
+    if (this._closed && this._native === undefined) {
+      return failure('CLOSED', `secret '${secretKey}': the secret manager was closed`, secretKey)
+    }
     return failure('NOT_CONFIGURED', this._unavailable, secretKey)
   }
 
@@ -214,6 +219,12 @@ class SecretManager {
   // (at most one queued behind the running one). Refused with a SecretError (rejects), nothing
   // sent, for anything that is not a vault this manager reads or not a secret name.
   secretChanged(vault, name) {
+    return this._secretChanged(vault, name).then((r) => ({ refreshed: r.refreshed }))
+  }
+
+  // secretChanged with the count of refreshes that failed too (the Event Grid handler answers
+  // a retryable 503 then, so the push is not lost).
+  _secretChanged(vault, name) {
     if (typeof vault !== 'string' || typeof name !== 'string') {
       return Promise.reject(
         new SecretError('INVALID_ARGUMENT', `secretChanged takes a vault (url or name) and a secret name, as strings (got ${typeName(vault)} and ${typeName(name)})`),
@@ -229,7 +240,7 @@ class SecretManager {
     return Promise.all(targets.keys.map((k) => this._refreshCoalesced(k))).then((results) => {
       let refreshed = 0
       for (const r of results) if (r.error === undefined) refreshed++
-      return { refreshed }
+      return { refreshed, failed: results.length - refreshed }
     })
   }
 
@@ -245,13 +256,14 @@ class SecretManager {
     }
     if (state.queued === null) {
       // Starts when the running one settles (after _whenRefreshed has made it the running one).
-      state.queued = state.running.then(() => this.refresh(parts.key, parts.url))
+      const next = () => this.refresh(parts.key, parts.url)
+      state.queued = state.running.then(next, next)
     }
     return state.queued
   }
 
   _whenRefreshed(cacheKey, state) {
-    state.running.then(() => {
+    const settled = () => {
       if (state.queued === null) {
         this._changing.delete(cacheKey)
         return
@@ -259,7 +271,8 @@ class SecretManager {
       state.running = state.queued
       state.queued = null
       this._whenRefreshed(cacheKey, state)
-    })
+    }
+    state.running.then(settled, settled)
   }
 
   stats() {
@@ -353,9 +366,10 @@ class SecretManager {
       this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode, reply)
       if (type === 'refresh' && reply.changed === true) this._emit('rotate', secretKey, undefined, undefined, reply)
     }
+    // Frozen, as a hit's (shared) result is: a caller sees the same kind of object either way.
     return reply.code !== undefined
       ? failure(reply.code, reply.message, secretKey, reply.status, reply.expiresOn, reply.requestId)
-      : new SecretValue(reply.value, reply.id, undefined, reply.expiresOn)
+      : Object.freeze(new SecretValue(reply.value, reply.id, undefined, reply.expiresOn))
   }
 
   _internal(e, secretKey) {

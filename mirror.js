@@ -73,13 +73,14 @@ function heapPop(heap) {
 class MirroredAnswer {
   constructor(reply, cacheKey) {
     // A value: the promise every hit of this answer returns, resolved with the caller's
-    // ISecretValue, made once and frozen (callers share it; a hit allocates nothing). A
+    // ISecretValue, made once; both frozen (callers share them: no caller can change what
+    // another gets, not even by giving the promise a `then` of its own; a hit allocates nothing). A
     // remembered failure (a cached NOT_FOUND): { code, message, status, expiresOn }, made into
     // a fresh SecretError per hit.
     this.answer =
       reply.code !== undefined && reply.code !== null
         ? { code: reply.code, message: reply.message, status: reply.status, expiresOn: reply.expiresOn }
-        : Promise.resolve(Object.freeze(new SecretValue(reply.value, reply.id, undefined, reply.expiresOn)))
+        : Object.freeze(Promise.resolve(Object.freeze(new SecretValue(reply.value, reply.id, undefined, reply.expiresOn))))
     this.until = reply.freshUntilMs - BASE_MS // when it stops being good (ms after BASE_MS)
     this.epoch = -1 // not yet reported as touched
     this.cacheKey = cacheKey

@@ -120,8 +120,9 @@ const KNOWN = ['source', 'secretsFile', 'watch', 'secrets', 'oun', 'allowedHosts
 const SOURCES = ['auto', 'local', 'memory', 'retail-server', 'key-vault']
 const IDENTITIES = ['auto', 'app-service', 'imds', 'client-secret', 'client-certificate', 'workload-identity', 'azure-cli',
   'azure-developer-cli']
-const TOKEN_HOSTS = ['*.commerce.dynamics.com', '*.sandbox.operations.dynamics.com', '*.cloudax.dynamics.com', '*.vault.azure.net',
-  '*.vault.azure.cn', '*.vault.usgovcloudapi.net']
+// As src/hosts.rs: the vault urls are checked against the Key Vault hosts (a vault token goes
+// to Key Vault's domains and the allowed hosts only, never to a Retail Server host).
+const VAULT_TOKEN_HOSTS = ['*.vault.azure.net', '*.vault.azure.cn', '*.vault.usgovcloudapi.net']
 
 function hostProblem(pattern) {
   const bare = pattern.indexOf('*.') === 0 ? pattern.slice(2) : pattern
@@ -209,7 +210,7 @@ function readOptions(options) {
   const loopback = optBool(o, 'allowInsecureLoopback') === true
   const vaultUrls = optStringList(o, 'vaultUrls') || []
   if (vaultUrls.length > 2) throw new TypeError(`option \`vaultUrls\` takes one or two vaults (got ${vaultUrls.length})`)
-  const hosts = TOKEN_HOSTS.slice()
+  const hosts = VAULT_TOKEN_HOSTS.slice()
   for (const h of optStringList(o, 'allowedHosts') || []) {
     const why = hostProblem(h)
     if (why !== undefined) throw new TypeError(`option \`allowedHosts\`: ${why}`)

@@ -68,12 +68,22 @@ describe('one cache entry per secret, whatever form the key takes', () => {
     expect(m.stats().entries).toBe(1)
   })
 
-  test('a pinned version is its own entry; names are exact (case matters)', async () => {
+  test('a pinned version is its own entry; names compare as Key Vault does, ignoring case', async () => {
     const m = manager()
     expect((await m.getSecretValue(`${vault.url}secrets/db/${V1}`, '')).value).toBe('first')
     expect((await m.getSecretValue('db', '')).value).toBe('first')
     expect(m.stats().entries).toBe(2)
-    expect((await m.getSecretValue('DB', '')).error.code).toBe('NOT_FOUND')
+    expect((await m.getSecretValue('DB', '')).value).toBe('first') // the same secret: the same entry
+    expect(m.stats().entries).toBe(2)
+    expect(gets(vault, 'db')).toBe(1)
+  })
+
+  test('an event naming the secret in another case refreshes it', async () => {
+    const m = manager()
+    await m.getSecretValue('db', '')
+    rotate(vault, 'db', 'second', V2)
+    await expect(m.secretChanged(vault.url, 'DB')).resolves.toEqual({ refreshed: 1 })
+    expect((await m.getSecretValue('db', '')).value).toBe('second')
   })
 
   test('a scheme in capitals is a url, not an invalid name', async () => {

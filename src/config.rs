@@ -5,7 +5,9 @@
 //! itself: Jest gives each test file its own copy of `process.env`, and tests set it freely.
 
 use crate::cache::Policy;
-use crate::hosts::{self, AllowedHost, HostPolicy, ALLOWED_HOSTS_VAR, ALLOW_INSECURE_LOOPBACK_VAR};
+use crate::hosts::{
+    self, AllowedHost, HostPolicy, TokenFor, ALLOWED_HOSTS_VAR, ALLOW_INSECURE_LOOPBACK_VAR,
+};
 use crate::identity::IdentitySettings;
 use crate::secret::SecretString;
 pub use crate::source::SourceKind;
@@ -339,6 +341,14 @@ NODE_ENV=development with a secrets/secrets.json file (local); a managed identit
 COMMERCE_SECRETS_SOURCE or the source option picks one explicitly.";
 
 impl Config {
+    /// Which store this configuration's tokens are for (the host defaults that apply).
+    pub fn token_store(&self) -> TokenFor {
+        match self.source {
+            SourceKind::KeyVault => TokenFor::KeyVault,
+            _ => TokenFor::RetailServer,
+        }
+    }
+
     pub fn from_parts(options: &Value, env: &Env, cwd: &Path) -> Result<Config, String> {
         let empty = Map::new();
         let o = match options {
@@ -466,7 +476,8 @@ impl Config {
         }
 
         // A vault receives tokens: https, a Key Vault cloud or an allowed host, nothing else.
-        let token_hosts = HostPolicy::new(&allowed_hosts, allow_insecure_loopback);
+        let token_hosts =
+            HostPolicy::new(TokenFor::KeyVault, &allowed_hosts, allow_insecure_loopback);
         for u in &vault_urls {
             let shown = u.escape_debug();
             let parsed = Url::parse(u)

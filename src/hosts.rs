@@ -12,28 +12,45 @@ pub struct AllowedHost {
     pub origin: String,
 }
 
-/// Hosts that may receive a bearer token without being listed: the Retail Servers Microsoft
-/// operates for Commerce and the Key Vault clouds. The README ("Allowed hosts") says where
-/// each one is documented.
-pub const DEFAULT_TOKEN_HOSTS: &[(&str, &str)] = &[
+/// Which store a token is for: each source's tokens go only to its own kind of host (a Key
+/// Vault reference cannot send a vault token to a Retail Server host, nor the other way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFor {
+    RetailServer,
+    KeyVault,
+}
+
+/// Hosts that may receive a bearer token without being listed, by store: the Retail Servers
+/// Microsoft operates for Commerce, and the Key Vault clouds. The README ("Allowed hosts")
+/// says where each one is documented.
+pub const DEFAULT_TOKEN_HOSTS: &[(TokenFor, &str, &str)] = &[
     (
+        TokenFor::RetailServer,
         "*.commerce.dynamics.com",
         "default: Commerce Scale Unit (Retail Server)",
     ),
     (
+        TokenFor::RetailServer,
         "*.sandbox.operations.dynamics.com",
         "default: Retail Server of a sandbox (UAT) environment",
     ),
     (
+        TokenFor::RetailServer,
         "*.cloudax.dynamics.com",
         "default: Retail Server of a cloud-hosted (tier-1) development environment",
     ),
     (
+        TokenFor::KeyVault,
         "*.vault.azure.net",
         "default: Azure Key Vault (public cloud)",
     ),
-    ("*.vault.azure.cn", "default: Azure Key Vault (China)"),
     (
+        TokenFor::KeyVault,
+        "*.vault.azure.cn",
+        "default: Azure Key Vault (China)",
+    ),
+    (
+        TokenFor::KeyVault,
         "*.vault.usgovcloudapi.net",
         "default: Azure Key Vault (US Government)",
     ),
@@ -80,10 +97,11 @@ pub struct HostPolicy {
 
 impl HostPolicy {
     /// The defaults, then `extra` (already checked with `check_pattern`).
-    pub fn new(extra: &[AllowedHost], allow_insecure_loopback: bool) -> Self {
+    pub fn new(store: TokenFor, extra: &[AllowedHost], allow_insecure_loopback: bool) -> Self {
         let hosts = DEFAULT_TOKEN_HOSTS
             .iter()
-            .map(|(p, o)| AllowedHost {
+            .filter(|(kind, _, _)| *kind == store)
+            .map(|(_, p, o)| AllowedHost {
                 pattern: (*p).to_owned(),
                 origin: (*o).to_owned(),
             })
@@ -99,8 +117,8 @@ impl HostPolicy {
     }
 
     /// Only the defaults, no loopback (for tests and for what needs no configuration).
-    pub fn defaults() -> Self {
-        HostPolicy::new(&[], false)
+    pub fn defaults(store: TokenFor) -> Self {
+        HostPolicy::new(store, &[], false)
     }
 
     pub fn allow_insecure_loopback(&self) -> bool {
@@ -190,22 +208,42 @@ mod tests {
 
     #[test]
     fn token_hosts() {
-        let p = HostPolicy::new(&extra(&["api.contoso.com", "*.contoso.net"]), false);
+        let p = HostPolicy::new(
+            TokenFor::RetailServer,
+            &extra(&["api.contoso.com", "*.contoso.net"]),
+            false,
+        );
+        let kv = HostPolicy::new(TokenFor::KeyVault, &extra(&["api.contoso.com"]), false);
         for ok in [
             "https://scu1.commerce.dynamics.com/",
             "https://contosoret.sandbox.operations.dynamics.com/",
             "https://contoso-uatret.sandbox.operations.dynamics.com/Commerce/",
             "https://usnconeboxax1ret.cloudax.dynamics.com/",
+            "https://api.contoso.com/",
+            "https://x.contoso.net/",
+        ] {
+            assert!(p.check_token_url(&url(ok)).is_ok(), "{ok}");
+        }
+        for ok in [
             "https://myvault.vault.azure.net",
             "https://MyVault.Vault.Azure.Net",
             "https://myvault.vault.azure.net./",
             "https://v.vault.azure.cn",
             "https://v.vault.usgovcloudapi.net",
             "https://api.contoso.com/",
-            "https://x.contoso.net/",
         ] {
-            assert!(p.check_token_url(&url(ok)).is_ok(), "{ok}");
+            assert!(kv.check_token_url(&url(ok)).is_ok(), "{ok}");
         }
+        // Each store's tokens go to its own kind of host only.
+        assert!(p
+            .check_token_url(&url("https://myvault.vault.azure.net"))
+            .is_err());
+        assert!(kv
+            .check_token_url(&url("https://scu1.commerce.dynamics.com/"))
+            .is_err());
+        assert!(kv
+            .check_token_url(&url("https://x.cloudax.dynamics.com/"))
+            .is_err());
         for bad in [
             "https://commerce.dynamics.com/",
             "https://a.b.commerce.dynamics.com/x",
@@ -234,11 +272,11 @@ mod tests {
 
     #[test]
     fn a_refusal_says_what_to_set() {
-        let why = HostPolicy::defaults()
+        let why = HostPolicy::defaults(TokenFor::RetailServer)
             .check_token_url(&url("https://rs.contoso.com/"))
             .unwrap_err();
         assert!(why.contains("add 'rs.contoso.com' to the allowedHosts option or to COMMERCE_SECRETS_ALLOWED_HOSTS"), "{why}");
-        let why = HostPolicy::defaults()
+        let why = HostPolicy::defaults(TokenFor::RetailServer)
             .check_token_url(&url("http://127.0.0.1:9/"))
             .unwrap_err();
         assert!(
@@ -249,8 +287,8 @@ mod tests {
 
     #[test]
     fn loopback_only_when_opted_in() {
-        let strict = HostPolicy::new(&[], false);
-        let loose = HostPolicy::new(&[], true);
+        let strict = HostPolicy::new(TokenFor::RetailServer, &[], false);
+        let loose = HostPolicy::new(TokenFor::RetailServer, &[], true);
         for u in [
             "http://127.0.0.1:1/",
             "http://127.8.9.10/",

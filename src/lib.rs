@@ -476,7 +476,8 @@ impl NativeManager {
     #[napi]
     pub fn describe(&self) -> NativeDescription {
         let c = &self.inner.config;
-        let policy = hosts::HostPolicy::new(&c.allowed_hosts, c.allow_insecure_loopback);
+        let policy =
+            hosts::HostPolicy::new(c.token_store(), &c.allowed_hosts, c.allow_insecure_loopback);
         NativeDescription {
             source: c.source.as_str().to_owned(),
             reason: c.reason.clone(),

@@ -95,6 +95,7 @@ impl Manager {
         let mut key_vault = None;
         let remote_parts = |config: &Config| {
             let http = Arc::new(Http::new(HostPolicy::new(
+                config.token_store(),
                 &config.allowed_hosts,
                 config.allow_insecure_loopback,
             )));
@@ -279,7 +280,8 @@ impl Manager {
         if self.is_closed() {
             return Err(Manager::closed_error(name));
         }
-        let candidates = self.source.changed_keys(vault, name)?;
+        let holds = |k: &str| self.cache.holds(k);
+        let candidates = self.source.changed_keys(vault, name, &holds)?;
         Ok(candidates
             .into_iter()
             .filter(|k| self.cache.holds(k))
@@ -438,7 +440,10 @@ mod tests {
             "@Microsoft.KeyVault(SecretUri=https://configured.vault.azure.net/secrets/db)",
             "@Microsoft.KeyVault(VaultName=configured;SecretName=db)",
         ];
-        for k in keys {
+        for k in keys.iter().chain(&[
+            "DB",
+            "@Microsoft.KeyVault(VaultName=configured;SecretName=Db)",
+        ]) {
             assert_eq!(m.resolve(k, "").ok().as_deref(), Some("db"), "{k}");
         }
         assert_eq!(

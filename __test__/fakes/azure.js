@@ -170,7 +170,9 @@ async function startVault(secrets = {}, { tenant = 'tenant-from-challenge', reso
       return json(res, 401, { error: { code: 'Unauthorized', message: 'AKV10032: Invalid issuer.' } }, challenge)
     }
     const m = /^\/secrets\/([^/]+)(?:\/([^/]+))?\/?$/.exec(req.url.split('?')[0])
-    const s = m && fake.secrets[m[1]]
+    // Key Vault compares names ignoring case.
+    const stored = m && Object.keys(fake.secrets).find((k) => k.toLowerCase() === m[1].toLowerCase())
+    const s = stored !== undefined && stored !== null ? fake.secrets[stored] : undefined
     const version = m && m[2]
     if (!s || (version && !(s.versions && version in s.versions))) {
       return json(res, 404, {

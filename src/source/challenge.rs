@@ -65,11 +65,13 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
-/// Whether a challenge's resource may be given a token by this vault: its host is the vault's
-/// own host or the vault's domain, the host less its first label (`myvault.vault.azure.net` →
-/// `vault.azure.net`; never a higher parent such as `azure.net`). A loopback vault
-/// (tests, local fakes, only with allowInsecureLoopback) cannot be in a Key Vault domain; it
-/// may name itself or the public `https://vault.azure.net`.
+/// Whether a challenge's resource may be given a token by this vault: the vault's own host,
+/// or a Key Vault token resource (`https://vault.azure.net`, `https://vault.azure.cn`,
+/// `https://vault.usgovcloudapi.net`); for a vault in a Key Vault domain, only its own
+/// cloud's. Never some other parent domain of the vault's host (a "vault" at
+/// `x.commerce.dynamics.com` must not get a token for `https://commerce.dynamics.com`). A
+/// loopback vault (tests, local fakes, only with allowInsecureLoopback) cannot be in a Key
+/// Vault domain; it may name itself or the public `https://vault.azure.net`.
 pub fn resource_belongs(vault: &Url, resource: &str, loopback_allowed: bool) -> bool {
     let Ok(r) = Url::parse(resource) else {
         return false;
@@ -78,16 +80,34 @@ pub fn resource_belongs(vault: &Url, resource: &str, loopback_allowed: bool) -> 
         return false;
     };
     let (rh, vh) = (rh.to_ascii_lowercase(), vh.to_ascii_lowercase());
+    let vh = vh.strip_suffix('.').unwrap_or(&vh);
     if r.scheme() != "https" && !(loopback_allowed && is_loopback(&r)) {
         return false;
     }
     if loopback_allowed && is_loopback(vault) {
         return rh == vh || resource.trim_end_matches('/') == PUBLIC_RESOURCE;
     }
-    vh == rh
-        || vh
-            .split_once('.')
-            .is_some_and(|(_, domain)| domain == rh && domain.contains('.'))
+    if vault.scheme() != "https" {
+        return false;
+    }
+    if rh == vh {
+        return true;
+    }
+    let in_domain = |suffix: &str| {
+        vh.strip_suffix(suffix)
+            .and_then(|label| label.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+    };
+    let resources = crate::identity::CLOUDS.iter().map(|c| c.vault_suffix);
+    match crate::identity::CLOUDS
+        .iter()
+        .find(|c| in_domain(c.vault_suffix))
+    {
+        Some(cloud) => rh == cloud.vault_suffix,
+        // A vault on a host of the caller's own (allowedHosts: a private endpoint, say):
+        // a Key Vault token resource of any cloud, nothing else.
+        None => resources.into_iter().any(|suffix| rh == suffix),
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +179,26 @@ mod tests {
         assert!(!resource_belongs(&v, "https://net", false));
         assert!(!resource_belongs(&v, "http://vault.azure.net", false));
         assert!(!resource_belongs(&v, "https://evilvault.azure.net", false));
+        assert!(
+            !resource_belongs(&v, "https://vault.azure.cn", false),
+            "another cloud's"
+        );
+        assert!(!resource_belongs(&v, "https://x.vault.azure.net", false));
+        // Not a Key Vault domain: never its parent domain (a Retail Server's audience, say).
+        let rs = Url::parse("https://x.commerce.dynamics.com").unwrap();
+        assert!(!resource_belongs(
+            &rs,
+            "https://commerce.dynamics.com",
+            false
+        ));
+        assert!(resource_belongs(&rs, "https://vault.azure.net", false));
+        let private = Url::parse("https://kv.privatelink.vaultcore.azure.net").unwrap();
+        assert!(!resource_belongs(
+            &private,
+            "https://vaultcore.azure.net",
+            false
+        ));
+        assert!(resource_belongs(&private, "https://vault.azure.net", false));
         let lo = Url::parse("http://127.0.0.1:9999").unwrap();
         assert!(resource_belongs(&lo, "https://vault.azure.net", true));
         assert!(resource_belongs(&lo, "http://127.0.0.1:9999", true));

@@ -306,8 +306,8 @@ impl KeyVaultSource {
             let (name, version) = parse_key(key).map_err(|m| Self::invalid(key, m))?;
             return Ok(SecretId {
                 vault: None,
-                name: name.to_owned(),
-                version: version.map(str::to_owned),
+                name: name.to_ascii_lowercase(),
+                version: version.map(str::to_ascii_lowercase),
             });
         };
         let r = parsed.map_err(|m| Self::invalid(key, m))?;
@@ -327,8 +327,8 @@ impl KeyVaultSource {
         };
         Ok(SecretId {
             vault,
-            name: r.name,
-            version: r.version,
+            name: r.name.to_ascii_lowercase(),
+            version: r.version.map(|v| v.to_ascii_lowercase()),
         })
     }
 
@@ -420,7 +420,12 @@ impl KeyVaultSource {
     /// vault is a configured one, and its references. `vault` is a vault url or a vault's
     /// short name; it must be a vault this source reads (configured, or referenced by a key
     /// in use), and `name` a Key Vault secret name: anything else is refused, nothing sent.
-    pub fn changed_keys(&self, vault: &str, name: &str) -> Result<Vec<String>, SecretError> {
+    pub fn changed_keys(
+        &self,
+        vault: &str,
+        name: &str,
+        holds: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>, SecretError> {
         let refuse = |code: ErrorCode, why: String| {
             SecretError::new(code, format!("secretChanged: {why}; nothing was refreshed"))
         };
@@ -468,6 +473,8 @@ impl KeyVaultSource {
             })?;
             format!("https://{}.{}", lower, self.vault_suffix())
         };
+        // Key Vault compares names case-insensitively: so do cache keys (see SecretId).
+        let name = name.to_ascii_lowercase();
         let reference = format!("{origin}/secrets/{name}");
         if self.configured(&origin).is_some() {
             return Ok(if self.vaults.len() > 1 {
@@ -476,12 +483,14 @@ impl KeyVaultSource {
                 vec![name.to_owned()]
             });
         }
-        let held = self
+        // A referenced vault is one this manager reads while it is remembered, or while an
+        // entry read from it is cached (it may have left the bounded list of vaults since).
+        let remembered = self
             .referenced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&origin);
-        if held {
+        if remembered || holds(&reference) {
             return Ok(vec![reference]);
         }
         Err(refuse(
@@ -588,8 +597,13 @@ impl Source for KeyVaultSource {
         self.secret_id(key).map(|id| id.cache_key())
     }
 
-    fn changed_keys(&self, vault: &str, name: &str) -> Result<Vec<String>, SecretError> {
-        KeyVaultSource::changed_keys(self, vault, name)
+    fn changed_keys(
+        &self,
+        vault: &str,
+        name: &str,
+        holds: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>, SecretError> {
+        KeyVaultSource::changed_keys(self, vault, name, holds)
     }
 
     fn fetch(self: Arc<Self>, key: String, _url: String, deadline: Instant) -> FetchFuture {

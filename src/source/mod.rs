@@ -78,7 +78,13 @@ pub trait Source: Send + Sync {
 
     /// Push invalidation: the cache keys a change of secret `name` in `vault` can make stale.
     /// Only the key-vault source knows vaults.
-    fn changed_keys(&self, _vault: &str, _name: &str) -> Result<Vec<String>, SecretError> {
+    /// `holds`: whether the cache holds a key now.
+    fn changed_keys(
+        &self,
+        _vault: &str,
+        _name: &str,
+        _holds: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>, SecretError> {
         Err(SecretError::new(
             ErrorCode::InvalidArgument,
             format!(

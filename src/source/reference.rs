@@ -1,7 +1,8 @@
 //! What a key names in the key-vault source, parsed once: a secret name (in the configured
-//! vaults, tried in order), or a Key Vault reference to one vault. Case-insensitive where URLs
-//! are (scheme, host, the `@Microsoft.KeyVault(` prefix and its field names), exact where Key
-//! Vault is (names, versions).
+//! vaults, tried in order), or a Key Vault reference to one vault. Case-insensitive throughout:
+//! URLs are (scheme, host, the `@Microsoft.KeyVault(` prefix and its field names), and so is
+//! Key Vault ("object identifiers … should always be compared as case-insensitive strings"):
+//! `SecretId`'s names and versions are lower-cased, so `Db` and `db` are one entry.
 
 use url::Url;
 
@@ -149,7 +150,7 @@ pub fn parse_reference(key: &str, vault_suffix: &str) -> Option<Result<Reference
 }
 
 /// The secret a key names, in canonical form: one cache entry and one flight per secret,
-/// whatever form the key was written in.
+/// whatever form the key was written in. Name and version are lower-case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretId {
     /// `None`: the configured vaults, in order (a plain name, or a reference to the only
