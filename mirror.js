@@ -200,7 +200,8 @@ class Mirror {
     const cacheKey = reply.cacheKey === undefined || reply.cacheKey === null ? undefined : reply.cacheKey
     const s = closed ? undefined : this.sync(cacheKey, cacheKey === undefined ? 0 : reply.stamp)
     if (s !== undefined && s.current && cacheKey === asked && this.enabled && reply.freshUntilMs > Date.now()) {
-      const answer = new MirroredAnswer(reply, cacheKey)
+      // `asked`, not the reply's equal string: the map's own key, no second copy per entry.
+      const answer = new MirroredAnswer(reply, asked)
       this.set(url, secretKey, answer)
       heapPush(this.due, answer)
       // Answers replaced or dropped early stay in the schedule (as husks) until their time;

@@ -297,7 +297,9 @@ const READY_TIMEOUT_MS = { default: 30000, max: 600000 }
 
 class Readiness {
   constructor() {
-    this.entries = new Map() // url \0 key -> { key, ok, attempt: promise | null }
+    // url \0 key -> { id, key, ok, attempt: promise | null }: the start-up reads not yet
+    // answered with a value (one that is leaves: a prefetch of many keys keeps nothing of them).
+    this.entries = new Map()
   }
 
   // A start-up read of (secretKey, url): `attempt` resolves with its ISecretValue.
@@ -306,7 +308,7 @@ class Readiness {
     const id = `${url}\u0000${secretKey}`
     let e = this.entries.get(id)
     if (e === undefined) {
-      e = { key: secretKey, url, ok: false, attempt: null }
+      e = { id, key: secretKey, url, ok: false, attempt: null }
       this.entries.set(id, e)
     }
     if (!e.ok) this.follow(e, attempt)
@@ -316,7 +318,10 @@ class Readiness {
     const p = Promise.resolve(attempt)
       .then(
         (r) => {
-          if (r !== null && typeof r === 'object' && r.error === undefined) e.ok = true
+          if (r !== null && typeof r === 'object' && r.error === undefined) {
+            e.ok = true
+            if (this.entries.get(e.id) === e) this.entries.delete(e.id)
+          }
         },
         () => undefined,
       )
