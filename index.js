@@ -23,6 +23,16 @@ const INTERNALS = Symbol.for('commerce-secret-manager.internals')
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 // Marks the default instance: built from the environment on first use.
 const FROM_ENVIRONMENT = Symbol('from environment')
+// Telemetry is the app's provider's code: a fault there must never reach a caller of a contract
+// that never throws (nor the constructor, nor a hit). What it throws is dropped.
+function quietly(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    return undefined
+  }
+}
+
 function environment() {
   const env = {}
   for (const k of Object.keys(process.env)) {
@@ -98,7 +108,7 @@ class SecretManager {
     this._source = native.source
     this._onEvent = onEvent
     this._mirror.attach(native)
-    this._telemetry = telemetry.attach(this, rest.telemetry)
+    this._telemetry = quietly(() => telemetry.attach(this, rest.telemetry))
   }
 
   // The default instance builds itself from the environment on first use. False (and the
@@ -293,7 +303,7 @@ class SecretManager {
   }
 
   close() {
-    if (this._telemetry !== undefined && !this._closed) this._telemetry.close()
+    if (this._telemetry !== undefined && !this._closed) quietly(() => this._telemetry.close())
     this._closed = true
     this._authRetries.clear()
     if (this._native !== undefined) this._native.close()
@@ -319,21 +329,21 @@ class SecretManager {
   _fetch(secretKey, url, refresh, why) {
     const touched = this._mirror.takeTouched()
     // The read's span (telemetry.js), whose traceparent goes upstream; undefined when off.
-    const read = this._telemetry === undefined ? undefined : this._telemetry.start(secretKey, why)
+    const read = this._telemetry === undefined ? undefined : quietly(() => this._telemetry.start(secretKey, why))
     let pending
     try {
       pending = this._native.fetch(secretKey, url, refresh, touched, read === undefined ? undefined : read.traceparent)
     } catch (e) {
-      if (read !== undefined) read.fail()
+      if (read !== undefined) quietly(() => read.fail())
       return Promise.resolve(this._internal(e, secretKey))
     }
     return pending.then(
       (reply) => {
-        if (read !== undefined) read.end(reply)
+        if (read !== undefined) quietly(() => read.end(reply))
         return this._settle(reply, secretKey, url, why)
       },
       (e) => {
-        if (read !== undefined) read.fail()
+        if (read !== undefined) quietly(() => read.fail())
         return this._internal(e, secretKey)
       },
     )
@@ -350,7 +360,7 @@ class SecretManager {
     if (s === undefined) return
     for (const k of s.evicted) this._emit('evict', splitCacheKey(k).key)
     for (const e of s.events) {
-      if (this._telemetry !== undefined) this._telemetry.background(e)
+      if (this._telemetry !== undefined) quietly(() => this._telemetry.background(e))
       this._emit(e.code ? 'error' : 'refresh', e.key, e.durationMs, e.code, e)
       if (!e.code && e.changed === true) this._emit('rotate', e.key, undefined, undefined, e)
     }
@@ -360,7 +370,7 @@ class SecretManager {
   // make the caller's ISecretValue.
   _settle(reply, secretKey, url, why) {
     this._events(this._mirror.settle(reply, secretKey, url, this._closed))
-    if (this._telemetry !== undefined && reply.event === 'stale') this._telemetry.stale(reply)
+    if (this._telemetry !== undefined && reply.event === 'stale') quietly(() => this._telemetry.stale(reply))
     if (this._onEvent !== undefined || channel.hasSubscribers) {
       const type = reply.code !== undefined ? 'error' : why === 'get' ? reply.event : 'refresh'
       this._emit(type, secretKey, reply.durationMs, reply.code !== undefined ? reply.code : reply.staleCode, reply)
